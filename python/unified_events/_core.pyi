@@ -1,0 +1,161 @@
+"""Type stubs for the Rust core (`rust/`, bound in `rust/py/`).
+
+Only bytes, str and integers cross this boundary. Decisions (a rate-limit or dedup
+outcome, a topic check) are returned values; misuse raises.
+Times are milliseconds as the caller sees them (`now_ms`), so tests can drive the clock.
+"""
+
+# ---------------------------------------------------------------- topics
+
+def check_topic(topic: str, /) -> tuple[str, str] | None:
+    """Validate a topic or subscription pattern (original-system.md §3.2, plus a final `>` segment).
+
+    Returns None when valid, else (error_code, message) with the original's exact texts,
+    e.g. ("EMPTY_TOPIC", "Topic cannot be empty").
+    """
+
+def topic_matches(pattern: str, topic: str, /) -> bool:
+    """The canonical matcher: exact, bare `*`/`**` match all, `P.*` one more segment,
+    `P.**` P itself or anything below, `P.>` one or more further segments."""
+
+# ---------------------------------------------------------------- frames
+
+def encode_text_frame(payload: bytes, /) -> bytes:
+    """One unmasked server->client WebSocket text frame (FIN set) carrying `payload`."""
+
+def split_frames(data: bytes, /) -> list[bytes]:
+    """Inverse of concatenated `encode_text_frame` output: the payloads, in order."""
+
+# ---------------------------------------------------------------- rate limiting
+
+class TokenBucket:
+    """Continuous-refill token bucket: tokens = min(burst, tokens + elapsed_s * rate); starts full."""
+
+    def __init__(self, rate_per_sec: float, burst: float, now_ms: float) -> None: ...
+    def try_take(self, now_ms: float, cost: float = 1.0) -> bool:
+        """Take `cost` tokens if available. cost <= 0 always succeeds and takes nothing."""
+    def tokens(self, now_ms: float) -> float: ...
+
+# ---------------------------------------------------------------- dedup
+
+class DedupCache:
+    """Seen (topic, event id) pairs. The window counts from first sight (a duplicate does not
+    extend it; an entry is still a duplicate at exactly `window_ms`). At most `max_entries`
+    are kept: when full, the least recently seen entry is evicted."""
+
+    def __init__(self, window_ms: int, max_entries: int) -> None: ...
+    def check_and_insert(self, topic: str, event_id: str, now_ms: int) -> bool:
+        """True if (topic, event_id) was seen within the window (a duplicate); else records it and returns False."""
+    def prune(self, now_ms: int) -> int:
+        """Drop expired entries; returns how many."""
+    def __len__(self) -> int: ...
+    @property
+    def duplicates(self) -> int: ...
+    @property
+    def uniques(self) -> int: ...
+    @property
+    def evictions(self) -> int: ...
+
+# ---------------------------------------------------------------- hot tier
+
+class HotTier:
+    """Insertion-ordered ring of recent events, bounded by retention (event time) and a byte budget.
+
+    Each event carries two JSON documents made by the caller: `frame` (the wire event frame
+    sent to subscribers, used for replay) and `record` (the stored hot-tier row, used for queries).
+    """
+
+    def __init__(self, retention_ms: int, max_bytes: int) -> None: ...
+    def insert(
+        self,
+        event_id: str,
+        topic: str,
+        event_type: str,
+        ns: str,
+        timestamp_ms: int,
+        trace_id: str | None,
+        session_id: str | None,
+        correlation_id: str | None,
+        frame: bytes,
+        record: bytes,
+    ) -> int:
+        """Append; returns the event's sequence number (strictly increasing). Evicts the oldest
+        events while the byte budget is exceeded."""
+    def evict_expired(self, now_ms: int) -> int:
+        """Remove every event with timestamp_ms < now_ms - retention_ms; returns how many."""
+    def find(self, field: str, value: str) -> list[bytes]:
+        """Records whose `field` equals `value`, in insertion order. `field` is one of
+        id, trace_id, session_id, correlation_id, event_type, ns, topic (ValueError otherwise)."""
+    def query(self, filters: dict[str, str], after_ms: int | None, limit: int | None) -> list[bytes]:
+        """Records matching every equality filter (fields as in `find`), with timestamp_ms > after_ms
+        when given, newest first by timestamp (ties: latest inserted first), at most `limit`."""
+    def replay_after_id(self, event_id: str, patterns: list[str]) -> list[bytes] | None:
+        """Frames of events inserted after `event_id` whose timestamp >= its timestamp and whose topic
+        matches any pattern (all topics when `patterns` is empty), ordered by (timestamp, seq).
+        None when `event_id` is not in the hot tier."""
+    def replay_after_time(self, after_ms: int, patterns: list[str]) -> list[bytes]:
+        """Frames of events with timestamp_ms > after_ms matching the patterns, ordered by (timestamp, seq)."""
+    def records(self) -> list[bytes]:
+        """Every record, in insertion order."""
+    def __len__(self) -> int: ...
+    @property
+    def bytes_used(self) -> int: ...
+    @property
+    def last_seq(self) -> int: ...
+
+# ---------------------------------------------------------------- fan-out
+
+class Hub:
+    """Subscriptions and per-connection outbound queues.
+
+    `publish` frames the payload once and queues the shared frame for each matching
+    connection (after its token bucket and queue cap); `drain` hands back, per connection,
+    every queued frame concatenated into one buffer: one socket write per connection.
+    A connection that is not writable keeps its frames queued up to `max_queued_bytes` and
+    `max_pending_messages`; beyond that, frames are dropped and ONE backpressure notice is
+    queued per burst (a burst ends when the queue drains). A connection that stays over the cap
+    for `slow_consumer_ms` is reported by `take_slow_consumers`.
+    """
+
+    def __init__(
+        self,
+        rate_per_sec: float,
+        burst: float,
+        max_queued_bytes: int,
+        max_pending_messages: int,
+        slow_consumer_ms: int,
+    ) -> None: ...
+    def add_connection(self, conn_id: int, now_ms: float) -> None:
+        """Register a connection (writable, with a full token bucket). ValueError if it exists."""
+    def remove_connection(self, conn_id: int) -> None:
+        """Forget the connection, its queue and its subscriptions (unknown ids are ignored)."""
+    def subscribe(self, conn_id: int, pattern: str) -> bool:
+        """Add a subscription key (exact topic or pattern; the caller validated it). False if already held."""
+    def unsubscribe(self, conn_id: int, pattern: str) -> bool: ...
+    def subscriptions(self, conn_id: int) -> list[str]: ...
+    def subscriber_count(self, key: str) -> int:
+        """Connections holding exactly this subscription key."""
+    def keys(self) -> list[tuple[str, int]]:
+        """Every subscription key with at least one subscriber, with its subscriber count."""
+    def key_count(self) -> int: ...
+    def connection_count(self) -> int: ...
+    def matching(self, topic: str) -> list[int]:
+        """De-duplicated ids of connections with a key matching `topic` (sorted)."""
+    def publish(self, topic: str, payload: bytes, now_ms: float) -> int:
+        """Queue one event for every matching connection; returns how many connections got it queued."""
+    def publish_all(self, payload: bytes, now_ms: float) -> int:
+        """Queue for every connection whatever it subscribes to (the original `broadcast()`)."""
+    def send_control(self, conn_id: int, payload: bytes) -> None:
+        """Queue a control or replay frame for one connection, bypassing rate limit and caps."""
+    def set_writable(self, conn_id: int, writable: bool, now_ms: float) -> None: ...
+    def drain(self, max_connections: int, now_ms: float) -> list[tuple[int, bytes]]:
+        """Take the queued frames of up to `max_connections` writable connections (oldest dirty first),
+        each as one concatenated buffer of WebSocket frames."""
+    def has_pending(self) -> bool:
+        """True if a writable connection has frames queued."""
+    def pending_bytes(self, conn_id: int) -> int: ...
+    def take_slow_consumers(self, now_ms: float) -> list[int]:
+        """Connections over their cap for longer than `slow_consumer_ms` (each reported once)."""
+    def stats(self) -> dict[str, int]:
+        """Counters: delivered (frames queued to connections), dropped_rate_limit,
+        dropped_backpressure, backpressure_notices, slow_consumers, queued_bytes (now)."""

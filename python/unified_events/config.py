@@ -1,0 +1,225 @@
+"""Configuration: `unified-events.toml`, `[env.<name>]` overrides, environment variables, CLI flags.
+
+Precedence (lowest first): built-in defaults, the file's top level, the file's `[env.<name>]`
+table (chosen by `--env` / `UE_ENV` / `ENVIRONMENT`), `UE_*` environment variables, CLI flags.
+Keys are the checklist's `EventStreamConfig` fields in snake_case with the original's defaults,
+plus the server's own settings. Secrets never come from the file (see `.env.example`).
+Every error names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+ENVIRONMENTS = ("development", "staging", "production")
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    """Outbound token bucket per connection (original §3.9)."""
+
+    messages_per_second: float = 1000.0
+    burst_size: float = 1000.0
+
+
+@dataclass(frozen=True)
+class CoalescingConfig:
+    """Accepted for compatibility. Writes are always coalesced (one write per connection per
+    loop tick), which supersedes the original's per-topic coalescing buffers."""
+
+    enabled: bool = False
+    max_delay_ms: int = 10
+    max_batch_size: int = 100
+
+
+@dataclass(frozen=True)
+class FanOutConfig:
+    """After `batch_size` connections written in one flush, yield to the loop
+    (sleeping `yield_interval_ms` when > 0)."""
+
+    batch_size: int = 1000
+    yield_interval_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- EventStreamConfig (original-system.md §4), snake_case, original defaults
+    hot_tier_retention_ms: int = 300_000
+    max_connections: int = 10_000
+    max_topics: int = 10_000
+    cleanup_interval_ms: int = 60_000
+    max_pending_messages: int = 100
+    dedup_window_ms: int = 60_000
+    topic_ttl: int = 0
+    require_auth: bool = False
+    token_ttl: int = 3600
+    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    coalescing: CoalescingConfig = field(default_factory=CoalescingConfig)
+    fan_out: FanOutConfig = field(default_factory=FanOutConfig)
+    # --- the server's own settings
+    environment: str = "development"
+    host: str = "127.0.0.1"
+    http_port: int = 8787
+    ws_port: int = 8788
+    data_dir: str = "./data"
+    max_body_bytes: int = 1 << 20
+    max_frame_bytes: int = 1 << 20
+    max_batch_events: int = 1000
+    max_queued_bytes: int = 1 << 20
+    slow_consumer_timeout_ms: int = 10_000
+    hot_tier_max_bytes: int = 256 << 20
+    dedup_max_entries: int = 200_000
+    drain_timeout_ms: int = 5000
+    log_level: str = "info"
+
+
+_SECTIONS: dict[str, type] = {
+    "rate_limit": RateLimitConfig,
+    "coalescing": CoalescingConfig,
+    "fan_out": FanOutConfig,
+}
+
+# Lower bounds for numeric keys (inclusive); keys not listed must be >= 1.
+_MINIMUMS: dict[str, float] = {
+    "topic_ttl": 0,
+    "fan_out.yield_interval_ms": 0,
+    "coalescing.max_delay_ms": 0,
+    "http_port": 0,  # 0 = pick a free port (tests)
+    "ws_port": 0,
+    "hot_tier_retention_ms": 1,
+}
+
+ENV_VARS = {
+    "host": "UE_HOST",
+    "http_port": "UE_HTTP_PORT",
+    "ws_port": "UE_WS_PORT",
+    "data_dir": "UE_DATA_DIR",
+    "log_level": "UE_LOG_LEVEL",
+}
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    environment: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build a validated Config. `overrides` are CLI-level values (None values are ignored)."""
+    environ = os.environ if environ is None else environ
+    env_name = environment or environ.get("UE_ENV") or environ.get("ENVIRONMENT") or "development"
+    if env_name not in ENVIRONMENTS:
+        raise ConfigError("environment", env_name, f"one of {', '.join(ENVIRONMENTS)}")
+
+    raw: dict[str, Any] = {}
+    if path is not None:
+        file_data = _read_toml(Path(path))
+        env_tables = file_data.pop("env", {})
+        if not isinstance(env_tables, dict):
+            raise ConfigError("env", env_tables, "a table of [env.<name>] override tables")
+        for name in env_tables:
+            if name not in ENVIRONMENTS:
+                raise ConfigError(f"env.{name}", name, f"environment names are {', '.join(ENVIRONMENTS)}")
+        _merge(raw, file_data)
+        _merge(raw, env_tables.get(env_name, {}))
+    for key, var in ENV_VARS.items():
+        if var in environ and environ[var] != "":
+            raw[key] = _from_env(key, var, environ[var])
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            raw[key] = value
+    raw["environment"] = env_name
+    return _build(raw)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError("--config", str(path), "an existing TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", str(path), f"valid TOML ({exc})") from None
+
+
+def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            into[key] = {**into[key], **value}
+        else:
+            into[key] = value
+
+
+def _from_env(key: str, var: str, text: str) -> Any:
+    default = getattr(Config(), key)
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{key} (from {var})", text, "an integer") from None
+    return text
+
+
+def _build(raw: dict[str, Any]) -> Config:
+    known = {f.name: f for f in dataclasses.fields(Config)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(key, value, f"unknown key; known keys: {', '.join(sorted(known))}")
+        if key in _SECTIONS:
+            values[key] = _build_section(key, _SECTIONS[key], value)
+        else:
+            values[key] = _check_value(key, value, getattr(Config(), key))
+    config = Config(**values)
+    _check_cross_field(config)
+    return config
+
+
+def _build_section(name: str, cls: type, value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ConfigError(name, value, "a table")
+    known = {f.name for f in dataclasses.fields(cls)}
+    defaults = cls()
+    values = {}
+    for key, item in value.items():
+        if key not in known:
+            raise ConfigError(f"{name}.{key}", item, f"unknown key; known keys: {', '.join(sorted(known))}")
+        values[key] = _check_value(f"{name}.{key}", item, getattr(defaults, key))
+    return cls(**values)
+
+
+def _check_value(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(key, value, "true or false")
+        return value
+    if isinstance(default, (int, float)):
+        numeric = (int, float) if isinstance(default, float) else (int,)
+        if isinstance(value, bool) or not isinstance(value, numeric):
+            raise ConfigError(key, value, "an integer" if numeric == (int,) else "a number")
+        minimum = _MINIMUMS.get(key, 1)
+        if value < minimum:
+            raise ConfigError(key, value, f"a number >= {minimum}")
+        if key.endswith("_port") and value > 65535:
+            raise ConfigError(key, value, "a port number 0-65535")
+        return type(default)(value)
+    if isinstance(default, str):
+        if not isinstance(value, str) or value == "":
+            raise ConfigError(key, value, "a non-empty string")
+        if key == "log_level" and value.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(key, value, "one of debug, info, warning, error")
+        return value
+    return value
+
+
+def _check_cross_field(config: Config) -> None:
+    if config.http_port and config.http_port == config.ws_port:
+        raise ConfigError("ws_port", config.ws_port, "a port different from http_port (HTTP and WebSocket listen apart)")
+    if config.max_body_bytes > config.hot_tier_max_bytes:
+        raise ConfigError("max_body_bytes", config.max_body_bytes, "at most hot_tier_max_bytes")

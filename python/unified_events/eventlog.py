@@ -1,0 +1,29 @@
+"""The seam between acceptance and fan-out where the durable log sits.
+
+An event is acknowledged only after `append` returns. Today's default keeps events in memory
+only (the hot tier); the segmented on-disk log with group-commit fsync, and a NATS JetStream
+log for multi-node deployments, implement the same two methods.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+from .events import Accepted
+
+
+class EventLog(Protocol):
+    async def append(self, events: Sequence[Accepted]) -> None:
+        """Make `events` durable under the configured policy; raise if they could not be."""
+
+    async def close(self) -> None: ...
+
+
+class MemoryOnlyLog:
+    """No durability: an acknowledged event lives in the hot tier only until retention or restart."""
+
+    async def append(self, events: Sequence[Accepted]) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,87 @@
+"""One node: one uvloop loop serving WebSocket (picows) and HTTP (granian, embedded RSGI)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+from pathlib import Path
+
+from granian.constants import Interfaces
+from granian.server.embed import Server as GranianServer
+from picows import ws_create_server
+
+from ..config import Config
+from ..stream import EventStream
+from .http import HttpApp
+from .ws import make_factory
+
+log = logging.getLogger("unified_events")
+
+# Reap peers that stopped answering (picows auto-ping).
+_AUTO_PING_IDLE_S = 20
+_AUTO_PING_REPLY_S = 10
+
+
+async def serve(config: Config, stream: EventStream | None = None) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    stream = stream or EventStream(config)
+    Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    await stream.start()
+    loop = asyncio.get_running_loop()
+
+    ws_server = await ws_create_server(
+        make_factory(stream), config.host, config.ws_port,
+        max_frame_size=config.max_frame_bytes,
+        enable_auto_ping=True, auto_ping_idle_timeout=_AUTO_PING_IDLE_S, auto_ping_reply_timeout=_AUTO_PING_REPLY_S,
+        backlog=1024,
+    )
+    ws_port = ws_server.sockets[0].getsockname()[1]
+    http_port = config.http_port or _free_port(config.host)
+    granian = GranianServer(
+        HttpApp(stream), address=config.host, port=http_port, interface=Interfaces.RSGI,
+        websockets=False, log_enabled=False, backlog=1024,
+    )
+    http_task = loop.create_task(granian.serve())
+    await _wait_listening(config.host, http_port, http_task)
+    log.info("listening http://%s:%d", config.host, http_port)
+    log.info("listening ws://%s:%d/events", config.host, ws_port)
+
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+    log.info("shutting down: draining connections for up to %d ms", config.drain_timeout_ms)
+    await stream.stop()  # HTTP answers 503 while this drains
+    ws_server.close()
+    granian.stop()
+    try:
+        await asyncio.wait_for(http_task, timeout=5)
+    except (asyncio.TimeoutError, asyncio.CancelledError):
+        http_task.cancel()
+    log.info("stopped")
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+async def _wait_listening(host: str, port: int, task: asyncio.Task[None], timeout_s: float = 10.0) -> None:
+    """granian binds inside its own runtime: wait until the port accepts, so the log line is true."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        if task.done():
+            task.result()  # re-raise the bind error
+            raise RuntimeError(f"HTTP server exited while starting on {host}:{port}")
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.02)
+    raise RuntimeError(f"HTTP server did not start listening on {host}:{port} within {timeout_s} s")

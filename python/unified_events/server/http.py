@@ -1,0 +1,191 @@
+"""The HTTP API (RSGI, served by granian embedded in the same loop as the WebSocket listener).
+
+Every answer is JSON, errors included: unknown path 404, wrong method 405 (with `Allow`), body
+over `max_body_bytes` 413, bad input 400, shutting down 503 (original-system.md §2).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+
+from .. import codes
+from ..errors import EventValidationError, ShuttingDownError
+from ..stream import EventStream, PublishResult
+
+log = logging.getLogger("unified_events.http")
+
+Reply = tuple[int, Any]
+Handler = Callable[["Request"], Awaitable[Reply]]
+_JSON_HEADERS = [("content-type", "application/json")]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class Request:
+    __slots__ = ("method", "path", "query", "headers", "_proto", "_limit")
+
+    def __init__(self, scope: Any, proto: Any, limit: int) -> None:
+        self.method: str = scope.method
+        self.path: str = scope.path
+        self.query = parse_qs(scope.query_string, keep_blank_values=True)
+        self.headers = scope.headers
+        self._proto = proto
+        self._limit = limit
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    async def body(self) -> bytes:
+        declared = self.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self._limit:
+            raise BodyTooLarge
+        chunks, size = [], 0
+        async for chunk in self._proto:
+            size += len(chunk)
+            if size > self._limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def json(self) -> Any:
+        raw = await self.body()
+        if not raw.strip():
+            raise EventValidationError("Invalid JSON body")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise EventValidationError("Invalid JSON body") from None
+
+
+class HttpApp:
+    """The RSGI application. Handlers run on the loop thread and call the stream directly."""
+
+    def __init__(self, stream: EventStream) -> None:
+        self.stream = stream
+        self.routes: dict[str, dict[str, Handler]] = {
+            "/broadcast": {"POST": self.broadcast},
+            "/stats": {"GET": self.stats},
+            "/query/unified": {"POST": self.query_unified},
+            "/query/trace": {"GET": self.query_trace},
+            "/query/session": {"GET": self.query_session},
+            "/query": {"POST": self.query_sql},
+            "/health": {"GET": self.health},
+            "/metrics": {"GET": self.metrics},
+        }
+
+    async def __rsgi__(self, scope: Any, proto: Any) -> None:
+        if scope.proto != "http":
+            return
+        request = Request(scope, proto, self.stream.config.max_body_bytes)
+        methods = self.routes.get(request.path)
+        if methods is None:
+            return _send(proto, 404, {"error": "Not Found"})
+        handler = methods.get(request.method) or (methods.get("GET") if request.method == "HEAD" else None)
+        if handler is None:
+            allow = ", ".join(methods)
+            return _send(proto, 405, {"error": f"Method Not Allowed (allowed: {allow})"}, [("allow", allow)])
+        if self.stream.shutting_down and request.path != "/health":
+            return _send(proto, 503, {"error": codes.SHUTTING_DOWN})
+        try:
+            status, payload = await handler(request)
+        except BodyTooLarge:
+            status, payload = 413, {"error": f"Request body exceeds {self.stream.config.max_body_bytes} bytes"}
+        except EventValidationError as exc:
+            status, payload = 400, exc.body
+        except ShuttingDownError:
+            status, payload = 503, {"error": codes.SHUTTING_DOWN}
+        except Exception as exc:  # never crash the server on one request
+            log.exception("handler for %s failed", request.path)
+            status, payload = 500, {"error": f"Internal error: {type(exc).__name__}"}
+        if isinstance(payload, tuple):  # (content type, text)
+            proto.response_str(status, [("content-type", payload[0])], payload[1])
+        else:
+            _send(proto, status, payload)
+
+    # ------------------------------------------------------------------ handlers
+
+    async def broadcast(self, request: Request) -> Reply:
+        body = await request.json()
+        if isinstance(body, list):
+            return await self._broadcast_batch(body)
+        if not isinstance(body, dict):
+            raise EventValidationError("Request body must be a JSON object")
+        result = (await self.stream.publish_many([body]))[0]
+        if isinstance(result, EventValidationError):
+            raise result
+        return 200, _publish_reply(result)
+
+    async def _broadcast_batch(self, bodies: list[Any]) -> Reply:
+        limit = self.stream.config.max_batch_events
+        if not bodies:
+            raise EventValidationError("A batch must hold at least one event")
+        if len(bodies) > limit:
+            raise EventValidationError(f"A batch holds at most {limit} events (got {len(bodies)})")
+        if not all(isinstance(b, dict) for b in bodies):
+            raise EventValidationError("Request body must be a JSON object or an array of event objects")
+        results = await self.stream.publish_many(bodies)
+        items: list[dict[str, Any]] = []
+        for index, result in enumerate(results):
+            if isinstance(result, EventValidationError):
+                items.append({"index": index, **result.body, "success": False})
+            else:
+                items.append({"index": index, **_publish_reply(result)})
+        accepted = sum(1 for item in items if item["success"])
+        return 200, {"success": accepted == len(items), "accepted": accepted,
+                     "rejected": len(items) - accepted, "results": items}
+
+    async def stats(self, request: Request) -> Reply:
+        return 200, self.stream.stats()
+
+    async def query_unified(self, request: Request) -> Reply:
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise EventValidationError("Request body must be a JSON object")
+        events = self.stream.query_unified(body)
+        return 200, {"events": events, "count": len(events)}
+
+    async def query_trace(self, request: Request) -> Reply:
+        trace_id = request.arg("trace_id")
+        if not trace_id:
+            return 400, {"error": "trace_id is required"}
+        events = self.stream.events_for("trace_id", trace_id)
+        return 200, {"trace_id": trace_id, "events": events, "count": len(events)}
+
+    async def query_session(self, request: Request) -> Reply:
+        session_id = request.arg("session_id")
+        if not session_id:
+            return 400, {"error": "session_id is required"}
+        events = self.stream.events_for("session_id", session_id)
+        return 200, {"session_id": session_id, "events": events, "count": len(events)}
+
+    async def query_sql(self, request: Request) -> Reply:
+        return 501, {"error": "SQL over the hot tier is not available in this version; "
+                              "use /query/unified, /query/trace or /query/session"}
+
+    async def health(self, request: Request) -> Reply:
+        return (503 if self.stream.shutting_down else 200), self.stream.health()
+
+    async def metrics(self, request: Request) -> Reply:
+        wants_text = request.arg("format") == "prometheus" or "text/plain" in (request.headers.get("accept") or "")
+        if wants_text:
+            return 200, ("text/plain; version=0.0.4; charset=utf-8", self.stream.metrics_prometheus())
+        return 200, self.stream.metrics()
+
+
+def _publish_reply(result: PublishResult) -> dict[str, Any]:
+    reply: dict[str, Any] = {"success": True, "id": result.id, "event_type": result.event_type}
+    if result.duplicate:
+        reply["duplicate"] = True
+    return reply
+
+
+def _send(proto: Any, status: int, payload: Any, extra: list[tuple[str, str]] | None = None) -> None:
+    proto.response_bytes(status, _JSON_HEADERS + (extra or []), orjson.dumps(payload))

@@ -1,0 +1,185 @@
+"""The WebSocket listener (picows): the upgrade checks, then frames in and out of a ClientSession.
+
+The upgrade checks run in the original's order (original-system.md §2 E1): Upgrade header (426),
+connection limit (503), topics (400), topic limit (503), token (401/403). This listener also
+answers a plain `GET /health`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from picows import (
+    WSCloseCode,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+)
+
+from .. import _core, codes
+from ..auth import bearer_token
+from ..protocol import ClientSession
+from ..stream import Connection, EventStream
+
+log = logging.getLogger("unified_events.ws")
+
+WS_PATHS = ("/events", "/")
+_JSON = {"Content-Type": "application/json"}
+_TEXT = {"Content-Type": "text/plain"}
+
+
+class TransportSink:
+    """Frames already encoded by the core go straight to the socket's transport: no re-framing."""
+
+    __slots__ = ("transport", "raw")
+
+    def __init__(self, transport: WSTransport) -> None:
+        self.transport = transport
+        self.raw = transport.underlying_transport
+
+    def write(self, data: bytes) -> None:
+        if not self.transport.is_disconnected:
+            self.raw.write(data)
+
+    def close(self, code: int, reason: str) -> None:
+        if self.transport.is_disconnected:
+            return
+        try:
+            close_code = WSCloseCode(code)
+        except ValueError:
+            close_code = WSCloseCode.POLICY_VIOLATION
+        self.transport.send_close(close_code, reason.encode())
+        self.transport.disconnect()
+
+
+class EventsListener(WSListener):  # type: ignore[misc]
+    def __init__(self, stream: EventStream, topics: list[str], allowed_topics: list[str] | None,
+                 last_event_id: str | None, from_timestamp: int | None) -> None:
+        super().__init__()
+        self.stream = stream
+        self.topics = topics
+        self.allowed_topics = allowed_topics
+        self.last_event_id = last_event_id
+        self.from_timestamp = from_timestamp
+        self.conn: Connection | None = None
+        self.session: ClientSession | None = None
+        self._fragments: list[bytes] | None = None
+        self._fragment_bytes = 0
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        stream = self.stream
+        conn = stream.open_connection(TransportSink(transport), self.allowed_topics)
+        self.conn = conn
+        self.session = ClientSession(stream, conn)
+        for topic in self.topics:
+            stream.add_subscription(conn, topic)
+        self.session.send({"type": "connected", "connectionId": conn.connection_id, "topics": self.topics})
+        stream.replay(conn, self.topics, self.last_event_id, self.from_timestamp)
+
+    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        kind = frame.msg_type
+        if kind in (WSMsgType.TEXT, WSMsgType.BINARY):
+            if frame.fin:
+                assert self.session is not None
+                self.session.on_message(frame.get_payload_as_bytes())
+            else:
+                self._fragments = [frame.get_payload_as_bytes()]
+                self._fragment_bytes = frame.payload_size
+        elif kind == WSMsgType.CONTINUATION and self._fragments is not None:
+            self._fragment_bytes += frame.payload_size
+            if self._fragment_bytes > self.stream.config.max_frame_bytes:
+                self._fragments = None
+                transport.send_close(WSCloseCode.MESSAGE_TOO_BIG, b"message too big")
+                transport.disconnect()
+                return
+            self._fragments.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                data, self._fragments = b"".join(self._fragments), None
+                assert self.session is not None
+                self.session.on_message(data)
+        elif kind == WSMsgType.CLOSE:
+            transport.send_close(frame.get_close_code(), frame.get_close_message())
+            transport.disconnect()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.conn is not None:
+            self.stream.close_connection(self.conn)
+
+    def pause_writing(self) -> None:
+        if self.conn is not None:
+            self.stream.set_writable(self.conn, False)
+
+    def resume_writing(self) -> None:
+        if self.conn is not None:
+            self.stream.set_writable(self.conn, True)
+
+
+def make_factory(stream: EventStream) -> Any:
+    """The picows listener factory: runs the upgrade checks for each request."""
+
+    def respond(status: int, body: bytes, headers: dict[str, str]) -> WSUpgradeResponseWithListener:
+        return WSUpgradeResponseWithListener(WSUpgradeResponse.create_error_response(status, body, headers), None)
+
+    def json_error(status: int, message: str) -> WSUpgradeResponseWithListener:
+        return respond(status, orjson.dumps({"error": message}), _JSON)
+
+    def factory(request: WSUpgradeRequest) -> Any:
+        url = urlsplit(request.path.decode("latin-1"))
+        if url.path == "/health":
+            health = stream.health()
+            status = 503 if stream.shutting_down else 200
+            if status == 200:
+                return WSUpgradeResponseWithListener(
+                    WSUpgradeResponse.create_ok_response(orjson.dumps(health), _JSON), None)
+            return respond(status, orjson.dumps(health), _JSON)
+        if url.path not in WS_PATHS:
+            return json_error(404, "Not Found")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return respond(426, codes.UPGRADE_REQUIRED.encode(), _TEXT)
+        if stream.shutting_down:
+            return respond(503, codes.SHUTTING_DOWN.encode(), _TEXT)
+        if not stream.can_accept_connection():
+            return respond(503, codes.MAX_CONNECTIONS.encode(), _TEXT)
+        query = parse_qs(url.query, keep_blank_values=True)
+        topics = query.get("topic", [])
+        for topic in topics:
+            problem = _core.check_topic(topic)
+            if problem is not None:
+                return json_error(400, f"Invalid topic: {problem[1]}")
+        topics = list(dict.fromkeys(topics))  # a repeated topic is one subscription
+        if stream.would_exceed_topics(topics):
+            return respond(503, codes.MAX_TOPICS.encode(), _TEXT)
+        allowed: list[str] | None = None
+        if stream.config.require_auth:
+            token = bearer_token(_first(query, "token"), request.headers.get("Authorization"))
+            if token is None:
+                return respond(401, codes.UNAUTHORIZED.encode(), {**_TEXT, "WWW-Authenticate": "Bearer"})
+            decision = stream.check_connect_token(token)
+            if not decision.valid:
+                return respond(401, codes.UNAUTHORIZED.encode(), {**_TEXT, "WWW-Authenticate": "Bearer"})
+            allowed = decision.allowed_topics
+            if allowed is not None and not all(any(_core.topic_matches(p, t) for p in allowed) for t in topics):
+                return respond(403, codes.FORBIDDEN_TOPIC.encode(), _TEXT)
+        last_event_id = _first(query, "lastEventId") or request.headers.get("Last-Event-ID") or None
+        from_timestamp: int | None = None
+        raw_from = _first(query, "fromTimestamp")
+        if raw_from:
+            try:
+                from_timestamp = int(raw_from)
+            except ValueError:
+                return json_error(400, "fromTimestamp must be epoch milliseconds (an integer)")
+        return EventsListener(stream, topics, allowed, last_event_id, from_timestamp)
+
+    return factory
+
+
+def _first(query: dict[str, list[str]], key: str) -> str | None:
+    values = query.get(key)
+    return values[0] if values else None

@@ -1,0 +1,304 @@
+//! Insertion-ordered ring of recent events with equality indexes.
+//!
+//! Entries sit in a `VecDeque` in strictly increasing `seq`, so `seq -> entry` is a binary
+//! search and the indexes store seqs, not positions that would shift on eviction. Every index
+//! list is kept exact: eviction removes the entry's seqs (O(1) from the front in the common
+//! oldest-first case, a binary search otherwise), so lookups never meet stale seqs.
+//! Retention is by event time, and events may arrive out of timestamp order, so
+//! `evict_expired` filters the whole ring; it runs from the periodic cleanup, not per insert.
+
+use std::collections::VecDeque;
+use std::str::FromStr;
+
+use rustc_hash::FxHashMap;
+
+use crate::error::CoreError;
+use crate::topic::PatternKind;
+
+/// Bookkeeping per entry beyond its strings and documents (entry struct, deque slot, index
+/// slots and hash-map nodes), so `bytes_used` tracks real memory roughly, not just payloads.
+pub const ENTRY_OVERHEAD: usize = 256;
+
+/// The indexed fields, in the order of `Entry::fields`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Id,
+    TraceId,
+    SessionId,
+    CorrelationId,
+    EventType,
+    Ns,
+    Topic,
+}
+
+const FIELD_COUNT: usize = 7;
+
+impl FromStr for Field {
+    type Err = CoreError;
+
+    fn from_str(s: &str) -> Result<Self, CoreError> {
+        Ok(match s {
+            "id" => Self::Id,
+            "trace_id" => Self::TraceId,
+            "session_id" => Self::SessionId,
+            "correlation_id" => Self::CorrelationId,
+            "event_type" => Self::EventType,
+            "ns" => Self::Ns,
+            "topic" => Self::Topic,
+            other => return Err(CoreError::UnknownField(other.to_owned())),
+        })
+    }
+}
+
+/// The indexed columns of one event, as given to [`HotTier::insert`].
+#[derive(Debug, Clone, Copy)]
+pub struct EventMeta<'a> {
+    pub id: &'a str,
+    pub topic: &'a str,
+    pub event_type: &'a str,
+    pub ns: &'a str,
+    pub timestamp_ms: i64,
+    pub trace_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub correlation_id: Option<&'a str>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    timestamp_ms: i64,
+    fields: [Option<Box<str>>; FIELD_COUNT],
+    frame: Box<[u8]>,
+    record: Box<[u8]>,
+    bytes: usize,
+}
+
+impl Entry {
+    fn field(&self, f: Field) -> Option<&str> {
+        self.fields[f as usize].as_deref()
+    }
+
+    fn topic(&self) -> &str {
+        self.field(Field::Topic).unwrap_or("")
+    }
+}
+
+type Index = FxHashMap<Box<str>, VecDeque<u64>>;
+
+#[derive(Debug)]
+pub struct HotTier {
+    retention_ms: i64,
+    max_bytes: usize,
+    entries: VecDeque<Entry>,
+    indexes: [Index; FIELD_COUNT],
+    bytes_used: usize,
+    last_seq: u64,
+}
+
+fn unindex(indexes: &mut [Index; FIELD_COUNT], e: &Entry) {
+    for (index, value) in indexes.iter_mut().zip(&e.fields) {
+        let Some(value) = value else { continue };
+        let Some(seqs) = index.get_mut(value) else {
+            continue;
+        };
+        if seqs.front() == Some(&e.seq) {
+            seqs.pop_front();
+        } else if let Ok(i) = seqs.binary_search(&e.seq) {
+            seqs.remove(i);
+        }
+        if seqs.is_empty() {
+            index.remove(value);
+        }
+    }
+}
+
+/// Pre-classified replay patterns; empty means every topic.
+fn topic_filter<'p>(patterns: &[&'p str]) -> impl Fn(&str) -> bool + 'p {
+    let kinds: Vec<PatternKind<'p>> = patterns.iter().map(|p| PatternKind::of(p)).collect();
+    move |topic| kinds.is_empty() || kinds.iter().any(|k| k.matches(topic))
+}
+
+impl HotTier {
+    pub fn new(retention_ms: i64, max_bytes: usize) -> Self {
+        Self {
+            retention_ms,
+            max_bytes,
+            entries: VecDeque::new(),
+            indexes: Default::default(),
+            bytes_used: 0,
+            last_seq: 0,
+        }
+    }
+
+    /// Append an event; returns its seq. Evicts the oldest while over the byte budget, but
+    /// never the event just added: one event larger than the budget is kept on its own.
+    pub fn insert(&mut self, meta: &EventMeta<'_>, frame: &[u8], record: &[u8]) -> u64 {
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        let fields: [Option<&str>; FIELD_COUNT] = [
+            Some(meta.id),
+            meta.trace_id,
+            meta.session_id,
+            meta.correlation_id,
+            Some(meta.event_type),
+            Some(meta.ns),
+            Some(meta.topic),
+        ];
+        let bytes = ENTRY_OVERHEAD
+            + frame.len()
+            + record.len()
+            + fields.iter().flatten().map(|s| s.len()).sum::<usize>();
+        for (index, value) in self.indexes.iter_mut().zip(fields) {
+            if let Some(v) = value {
+                match index.get_mut(v) {
+                    Some(seqs) => seqs.push_back(seq),
+                    None => {
+                        index.insert(v.into(), VecDeque::from([seq]));
+                    }
+                }
+            }
+        }
+        self.entries.push_back(Entry {
+            seq,
+            timestamp_ms: meta.timestamp_ms,
+            fields: fields.map(|v| v.map(Into::into)),
+            frame: frame.into(),
+            record: record.into(),
+            bytes,
+        });
+        self.bytes_used += bytes;
+        while self.bytes_used > self.max_bytes && self.entries.len() > 1 {
+            let old = self.entries.pop_front().expect("len > 1");
+            self.bytes_used -= old.bytes;
+            unindex(&mut self.indexes, &old);
+        }
+        seq
+    }
+
+    /// Remove every event with `timestamp_ms < now_ms - retention_ms`; returns how many.
+    pub fn evict_expired(&mut self, now_ms: i64) -> usize {
+        let cutoff = now_ms.saturating_sub(self.retention_ms);
+        let before = self.entries.len();
+        let (indexes, bytes_used) = (&mut self.indexes, &mut self.bytes_used);
+        self.entries.retain(|e| {
+            let keep = e.timestamp_ms >= cutoff;
+            if !keep {
+                *bytes_used -= e.bytes;
+                unindex(indexes, e);
+            }
+            keep
+        });
+        before - self.entries.len()
+    }
+
+    fn position(&self, seq: u64) -> Option<usize> {
+        self.entries.binary_search_by_key(&seq, |e| e.seq).ok()
+    }
+
+    fn seqs(&self, field: Field, value: &str) -> Option<&VecDeque<u64>> {
+        self.indexes[field as usize].get(value)
+    }
+
+    /// Records whose `field` equals `value`, in insertion order.
+    pub fn find(&self, field: Field, value: &str) -> Vec<&[u8]> {
+        self.seqs(field, value).map_or_else(Vec::new, |seqs| {
+            seqs.iter()
+                .filter_map(|&s| self.position(s))
+                .map(|i| &*self.entries[i].record)
+                .collect()
+        })
+    }
+
+    /// Records matching every filter, with `timestamp_ms > after_ms` when given, newest first
+    /// (ties: latest inserted first), at most `limit`. Candidates come from the filter with the
+    /// shortest index list; with no filter, the whole ring is scanned.
+    pub fn query(
+        &self,
+        filters: &[(Field, &str)],
+        after_ms: Option<i64>,
+        limit: Option<usize>,
+    ) -> Vec<&[u8]> {
+        let keep = |e: &Entry| {
+            after_ms.is_none_or(|a| e.timestamp_ms > a)
+                && filters.iter().all(|(f, v)| e.field(*f) == Some(*v))
+        };
+        let mut hits: Vec<&Entry> = if filters.is_empty() {
+            self.entries.iter().filter(|e| keep(e)).collect()
+        } else {
+            let lists: Option<Vec<&VecDeque<u64>>> =
+                filters.iter().map(|(f, v)| self.seqs(*f, v)).collect();
+            let Some(shortest) = lists.and_then(|l| l.into_iter().min_by_key(|s| s.len())) else {
+                return Vec::new();
+            };
+            shortest
+                .iter()
+                .filter_map(|&s| self.position(s).map(|i| &self.entries[i]))
+                .filter(|e| keep(e))
+                .collect()
+        };
+        hits.sort_unstable_by_key(|e| std::cmp::Reverse((e.timestamp_ms, e.seq)));
+        if let Some(n) = limit {
+            hits.truncate(n);
+        }
+        hits.into_iter().map(|e| &*e.record).collect()
+    }
+
+    /// Frames inserted after `event_id` with a timestamp >= its timestamp, matching the
+    /// patterns, by (timestamp, seq). None when `event_id` is not held. With several events
+    /// of that id, the oldest held one is the reference.
+    pub fn replay_after_id(&self, event_id: &str, patterns: &[&str]) -> Option<Vec<&[u8]>> {
+        let seq = *self.seqs(Field::Id, event_id)?.front()?;
+        let pos = self.position(seq)?;
+        let since = self.entries[pos].timestamp_ms;
+        let wanted = topic_filter(patterns);
+        Some(
+            self.sorted_frames(
+                self.entries
+                    .range(pos + 1..)
+                    .filter(|e| e.timestamp_ms >= since && wanted(e.topic())),
+            ),
+        )
+    }
+
+    /// Frames with `timestamp_ms > after_ms` matching the patterns, by (timestamp, seq).
+    pub fn replay_after_time(&self, after_ms: i64, patterns: &[&str]) -> Vec<&[u8]> {
+        let wanted = topic_filter(patterns);
+        self.sorted_frames(
+            self.entries
+                .iter()
+                .filter(|e| e.timestamp_ms > after_ms && wanted(e.topic())),
+        )
+    }
+
+    fn sorted_frames<'s>(&'s self, it: impl Iterator<Item = &'s Entry>) -> Vec<&'s [u8]> {
+        let mut hits: Vec<&Entry> = it.collect();
+        // Already in seq order, so a stable sort on timestamp gives (timestamp, seq).
+        hits.sort_by_key(|e| e.timestamp_ms);
+        hits.into_iter().map(|e| &*e.frame).collect()
+    }
+
+    /// Every record, in insertion order.
+    pub fn records(&self) -> Vec<&[u8]> {
+        self.entries.iter().map(|e| &*e.record).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn bytes_used(&self) -> usize {
+        self.bytes_used
+    }
+
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+}
+
+#[cfg(test)]
+#[path = "ring_tests.rs"]
+mod tests;

@@ -1,0 +1,116 @@
+//! `HotTier`: the ring buffer; field names are parsed here so a typo is a ValueError.
+
+use std::collections::HashMap;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use super::bytes_list;
+use crate::hot::{EventMeta, Field, HotTier};
+
+#[pyclass(name = "HotTier", module = "unified_events._core")]
+pub struct PyHotTier(HotTier);
+
+#[pymethods]
+impl PyHotTier {
+    #[new]
+    fn new(retention_ms: i64, max_bytes: usize) -> Self {
+        Self(HotTier::new(retention_ms, max_bytes))
+    }
+
+    #[allow(clippy::too_many_arguments)] // mirrors the contract's positional signature
+    fn insert(
+        &mut self,
+        event_id: &str,
+        topic: &str,
+        event_type: &str,
+        ns: &str,
+        timestamp_ms: i64,
+        trace_id: Option<&str>,
+        session_id: Option<&str>,
+        correlation_id: Option<&str>,
+        frame: &[u8],
+        record: &[u8],
+    ) -> u64 {
+        let meta = EventMeta {
+            id: event_id,
+            topic,
+            event_type,
+            ns,
+            timestamp_ms,
+            trace_id,
+            session_id,
+            correlation_id,
+        };
+        self.0.insert(&meta, frame, record)
+    }
+
+    fn evict_expired(&mut self, now_ms: i64) -> usize {
+        self.0.evict_expired(now_ms)
+    }
+
+    fn find<'py>(
+        &self,
+        py: Python<'py>,
+        field: &str,
+        value: &str,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let field: Field = field.parse()?;
+        Ok(bytes_list(py, self.0.find(field, value)))
+    }
+
+    #[pyo3(signature = (filters, after_ms, limit))]
+    fn query<'py>(
+        &self,
+        py: Python<'py>,
+        filters: HashMap<String, String>,
+        after_ms: Option<i64>,
+        limit: Option<usize>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let parsed = filters
+            .iter()
+            .map(|(f, v)| Ok((f.parse::<Field>()?, v.as_str())))
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(bytes_list(py, self.0.query(&parsed, after_ms, limit)))
+    }
+
+    fn replay_after_id<'py>(
+        &self,
+        py: Python<'py>,
+        event_id: &str,
+        patterns: Vec<String>,
+    ) -> Option<Vec<Bound<'py, PyBytes>>> {
+        let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        self.0
+            .replay_after_id(event_id, &patterns)
+            .map(|v| bytes_list(py, v))
+    }
+
+    fn replay_after_time<'py>(
+        &self,
+        py: Python<'py>,
+        after_ms: i64,
+        patterns: Vec<String>,
+    ) -> Vec<Bound<'py, PyBytes>> {
+        let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+        bytes_list(py, self.0.replay_after_time(after_ms, &patterns))
+    }
+
+    fn records<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
+        bytes_list(py, self.0.records())
+    }
+
+    fn __len__(&self) -> usize {
+        self.0.len()
+    }
+
+    #[getter]
+    fn bytes_used(&self) -> usize {
+        self.0.bytes_used()
+    }
+
+    #[getter]
+    fn last_seq(&self) -> u64 {
+        self.0.last_seq()
+    }
+}
