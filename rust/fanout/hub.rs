@@ -120,7 +120,10 @@ impl Shared {
             self.stats.dropped_rate_limit += 1;
             return false;
         }
-        let over_bytes = c.queued_bytes + frame.len() > self.cfg.max_queued_bytes;
+        // An empty queue always takes one frame, so an event larger than the cap still reaches
+        // a connection that is keeping up.
+        let over_bytes =
+            c.queued_bytes > 0 && c.queued_bytes + frame.len() > self.cfg.max_queued_bytes;
         let over_count = !c.writable && c.queue.len() >= self.cfg.max_pending_messages;
         if over_bytes || over_count {
             self.stats.dropped_backpressure += 1;

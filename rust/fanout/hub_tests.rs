@@ -115,7 +115,8 @@ fn rate_limit_is_per_connection_and_runs_first() {
     }
     let d = drain_all(&mut h);
     assert_eq!((count_for(&d, 1), count_for(&d, 2)), (10, 10));
-    // A message dropped for backpressure has used a token: cap of 0 bytes.
+    // A message dropped for backpressure has used a token: with a cap of 0 bytes the first
+    // frame still goes (an empty queue always takes one), the second is dropped, the third has no token.
     let c = HubConfig {
         rate_per_sec: 0.0,
         burst: 2.0,
@@ -127,7 +128,7 @@ fn rate_limit_is_per_connection_and_runs_first() {
         h.publish("t", b"x", 0.0);
     }
     let s = h.stats();
-    assert_eq!((s.dropped_backpressure, s.dropped_rate_limit), (2, 1));
+    assert_eq!((s.dropped_backpressure, s.dropped_rate_limit, s.delivered), (1, 1, 1));
 }
 
 #[test]
@@ -282,4 +283,16 @@ fn many_connections_one_pattern() {
     assert_eq!(h.publish("tenant-5.orders", b"x", 0.0), 1000);
     assert_eq!(h.publish("room.77", b"x", 0.0), 1);
     assert_eq!(h.drain(usize::MAX).len(), 1001);
+}
+
+#[test]
+fn an_empty_queue_takes_a_frame_larger_than_the_cap() {
+    let c = HubConfig {
+        max_queued_bytes: 4,
+        ..cfg()
+    };
+    let mut h = hub_with(c, &[(1, &["t"])]);
+    assert_eq!(h.publish("t", b"much larger than four bytes", 0.0), 1);
+    assert_eq!(h.publish("t", b"dropped", 0.0), 0);
+    assert_eq!(h.stats().dropped_backpressure, 1);
 }
