@@ -78,6 +78,8 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    # picows logs every connect and disconnect at INFO: far too loud with thousands of clients.
+    logging.getLogger("picows").setLevel(max(logging.WARNING, logging.getLogger().level))
     import uvloop
 
     from .server.app import serve
