@@ -67,9 +67,20 @@ def generate_id(ms: int | None = None) -> str:
     return f"{now_ms() if ms is None else ms}-{suffix}"
 
 
+_iso_second_cache: tuple[int, str] = (-1, "")
+
+
 def iso_from_ms(ms: int) -> str:
-    dt = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    """`2024-01-01T00:00:00.000Z`. Runs once per accepted event, and formatting a date costs
+    several microseconds, so the text of the most recent second is reused."""
+    global _iso_second_cache
+    second = ms // 1000
+    cached_second, prefix = _iso_second_cache
+    if second != cached_second:
+        t = time.gmtime(second)
+        prefix = f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}"
+        _iso_second_cache = (second, prefix)
+    return f"{prefix}.{ms % 1000:03d}Z"
 
 
 def topic_error(topic: object) -> str | None:

@@ -166,7 +166,7 @@ class EventStream:
         if self.shutting_down:
             raise ShuttingDownError(codes.SHUTTING_DOWN)
         results: list[PublishResult | EventValidationError] = []
-        fresh: list[Accepted] = []
+        fresh: list[tuple[Accepted, PublishResult]] = []
         wall = now_ms()
         for body in bodies:
             try:
@@ -175,28 +175,22 @@ class EventStream:
                 results.append(exc)
                 continue
             duplicate = self.dedup.check_and_insert(accepted.topic, accepted.id, wall)
+            result = PublishResult(accepted.id, accepted.topic, accepted.event_type, duplicate, 0)
+            results.append(result)
             if duplicate:
                 self.counters.dedup_hits += 1
             else:
-                fresh.append(accepted)
-            results.append(PublishResult(accepted.id, accepted.topic, accepted.event_type, duplicate, 0))
+                fresh.append((accepted, result))
         if fresh:
-            await self._log.append(fresh)
-            delivered = iter([self.deliver(a) for a in fresh])
-            for result in results:
-                if isinstance(result, PublishResult) and not result.duplicate:
-                    result.delivered_to = next(delivered)
+            await self._log.append([accepted for accepted, _ in fresh])
+            for accepted, result in fresh:
+                result.delivered_to = self.deliver(accepted)
         return results
 
     def deliver(self, accepted: Accepted) -> int:
         """Store and fan out an event that is already durable. Returns connections it was queued for."""
-        self.hot.insert(
-            accepted.id, accepted.topic, accepted.event_type, accepted.ns, accepted.timestamp_ms,
-            accepted.trace_id, accepted.session_id, accepted.correlation_id, accepted.frame, accepted.record,
-        )
+        self._store(accepted)
         count = self.hub.publish(accepted.topic, accepted.frame, monotonic_ms())
-        self.counters.events_accepted += 1
-        self.counters.last_event_at_ms = accepted.timestamp_ms
         stats = self._topic_stats.get(accepted.topic)
         if stats is not None:
             stats.message_count += 1
@@ -207,16 +201,21 @@ class EventStream:
             self._schedule_flush()
         return count
 
+    def _store(self, accepted: Accepted) -> None:
+        self.hot.insert(
+            accepted.id, accepted.topic, accepted.event_type, accepted.ns, accepted.timestamp_ms,
+            accepted.trace_id, accepted.session_id, accepted.correlation_id, accepted.frame, accepted.record,
+        )
+        self.counters.events_accepted += 1
+        self.counters.last_event_at_ms = accepted.timestamp_ms
+
     def broadcast_all(self, event: dict[str, Any]) -> int:
         """The original `broadcast()`: send to every connection whatever it subscribes to."""
         accepted = parse_body(event)
         if self.dedup.check_and_insert(accepted.topic, accepted.id, now_ms()):
             self.counters.dedup_hits += 1
             return 0
-        self.hot.insert(
-            accepted.id, accepted.topic, accepted.event_type, accepted.ns, accepted.timestamp_ms,
-            accepted.trace_id, accepted.session_id, accepted.correlation_id, accepted.frame, accepted.record,
-        )
+        self._store(accepted)
         count = self.hub.publish_all(accepted.frame, monotonic_ms())
         self.counters.record_sent()
         self._unflushed.append(time.perf_counter())
