@@ -87,3 +87,25 @@ def test_fan_out_batch_size_yields_to_the_loop():
     assert 0 < log.index("other-work") < 3000
     unbatched = asyncio.run(_fanout_yields(batch_size=10_000, connections=3000))
     assert unbatched.index("other-work") == 3000
+
+
+async def _broadcast_all() -> dict[str, object]:
+    stream = EventStream()
+    await stream.start()
+    log: list[str] = []
+    for name, topic in (("ws1", "orders"), ("ws2", "payments"), ("ws3", "users")):
+        stream.add_subscription(stream.open_connection(_RecordingSink(log, name)), topic)
+    first = await stream.broadcast_all({"event": {"id": "all-1", "type": "notice"}})
+    again = await stream.broadcast_all({"event": {"id": "all-1", "type": "notice"}})
+    for _ in range(5):
+        await asyncio.sleep(0)
+    outcome = {"writes": sorted(log), "delivered_to": first.delivered_to, "repeat_is_duplicate": again.duplicate,
+               "stored": [e["id"] for e in stream.query_unified({"ns": first.topic})]}
+    await stream.stop(drain_timeout_ms=0)
+    return outcome
+
+
+def test_broadcast_all_reaches_every_connection_once():
+    outcome = asyncio.run(_broadcast_all())
+    assert outcome == {"writes": ["ws1", "ws2", "ws3"], "delivered_to": 3, "repeat_is_duplicate": True,
+                       "stored": ["all-1"]}

@@ -16,6 +16,8 @@ from typing import Any
 
 import orjson
 
+from . import _core
+
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]*$")
 
 
@@ -74,3 +76,9 @@ def bearer_token(query_token: str | None, authorization: str | None) -> str | No
     if authorization and authorization.startswith("Bearer "):
         return authorization[len("Bearer "):] or None
     return None
+
+
+def topic_allowed(allowed_topics: list[str] | None, topic: str) -> bool:
+    """A requested topic or pattern is allowed when an allowed pattern matches it as a subject
+    (original §3.3: allowed `user.*` does not authorise a requested `user.123.*`). None allows all."""
+    return allowed_topics is None or any(_core.topic_matches(p, topic) for p in allowed_topics)

@@ -3,13 +3,11 @@
 Close codes (WebSocket):
   1000 normal · 1001 server shutdown · 1008 policy violation · 1009 frame too big
   1013 slow consumer (try again later; reconnect with lastEventId to replay)
-  4001 token expired (4000-4999 are ours, as in centrifuge's disconnect codes)
+  4000-4999 are reserved for ours (token expiry comes with authentication)
 """
 
-CLOSE_NORMAL = 1000
 CLOSE_SHUTDOWN = 1001
 CLOSE_SLOW_CONSUMER = 1013
-CLOSE_TOKEN_EXPIRED = 4001
 
 SHUTDOWN_CLOSE_REASON = "Server shutdown"
 SHUTDOWN_REASON = "Server is shutting down"

@@ -80,6 +80,8 @@ class Config:
     log_level: str = "info"
 
 
+_DEFAULTS = Config()
+
 _SECTIONS: dict[str, type] = {
     "rate_limit": RateLimitConfig,
     "coalescing": CoalescingConfig,
@@ -157,7 +159,7 @@ def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
 
 
 def _from_env(key: str, var: str, text: str) -> Any:
-    default = getattr(Config(), key)
+    default = getattr(_DEFAULTS, key)
     if isinstance(default, int):
         try:
             return int(text)
@@ -175,7 +177,7 @@ def _build(raw: dict[str, Any]) -> Config:
         if key in _SECTIONS:
             values[key] = _build_section(key, _SECTIONS[key], value)
         else:
-            values[key] = _check_value(key, value, getattr(Config(), key))
+            values[key] = _check_value(key, value, getattr(_DEFAULTS, key))
     config = Config(**values)
     _check_cross_field(config)
     return config

@@ -1,5 +1,7 @@
 """Exceptions raised by unified_events."""
 
+from .codes import INVALID_EVENT
+
 
 class UnifiedEventsError(Exception):
     """Base class."""
@@ -18,7 +20,7 @@ class ConfigError(UnifiedEventsError):
 class EventValidationError(UnifiedEventsError):
     """An event (or its topic) was refused. `body` is the JSON error body for HTTP clients."""
 
-    def __init__(self, message: str, body: dict[str, object] | None = None, code: str = "INVALID_EVENT") -> None:
+    def __init__(self, message: str, body: dict[str, object] | None = None, code: str = INVALID_EVENT) -> None:
         super().__init__(message)
         self.code = code
         self.body: dict[str, object] = body if body is not None else {"error": message}

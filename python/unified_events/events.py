@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from . import _core
+from . import _core, codes
 from .errors import EventValidationError
 
 EVENT_TYPES = ("trace", "metric", "log", "cdc", "track", "page", "vital", "replay", "tail", "snippet")
@@ -122,7 +122,7 @@ def accept_legacy(topic: Any, event: dict[str, Any]) -> Accepted:
     effective = topic or event.get("topic") or "default"
     problem = topic_error(effective)
     if problem is not None:
-        raise EventValidationError(f"Invalid topic: {problem}", code="INVALID_TOPIC")
+        raise EventValidationError(f"Invalid topic: {problem}", code=codes.INVALID_TOPIC)
     event_id = event.get("id") or generate_id()
     if not isinstance(event_id, str):
         raise EventValidationError("event.id must be a string")
@@ -158,7 +158,7 @@ def accept_unified(partial: dict[str, Any]) -> Accepted:
     topic = topic_for_ns(ns)
     problem = topic_error(topic)
     if problem is not None:
-        raise EventValidationError(f"Invalid topic (ns): {problem}", code="INVALID_TOPIC")
+        raise EventValidationError(f"Invalid topic (ns): {problem}", code=codes.INVALID_TOPIC)
     ts = parse_timestamp_ms(event.get("timestamp"), "timestamp")
     if event.get("timestamp") is None:
         event["timestamp"] = iso_from_ms(ts)
@@ -185,7 +185,7 @@ def error_event(code: str, message: str, event_id: str | None = None,
         info["context"] = context
     if severity is not None:
         info["severity"] = severity
-    return {"topic": "_errors", "event": {"type": "error", "payload": info}}
+    return {"topic": codes.ERRORS_TOPIC, "event": {"type": "error", "payload": info}}
 
 
 def lazy_issues(event: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import orjson
 
 from . import _core, codes
-from .auth import check_token_format, run_validator
+from .auth import check_token_format, run_validator, topic_allowed
 from .errors import EventValidationError, ShuttingDownError
+from .events import now_ms
 from .stream import Connection, EventStream
 
 log = logging.getLogger("unified_events.protocol")
-
-
-def _ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 class ClientSession:
@@ -35,7 +31,7 @@ class ClientSession:
         self.stream.send_control(self.conn, orjson.dumps(message))
 
     def error(self, code: str, message: str, **extra: Any) -> None:
-        self.send({"type": "error", "code": code, "message": message, **extra, "timestamp": _ms()})
+        self.send({"type": "error", "code": code, "message": message, **extra, "timestamp": now_ms()})
 
     def on_message(self, data: bytes) -> None:
         try:
@@ -54,7 +50,7 @@ class ClientSession:
         elif kind == "unsubscribe":
             self._unsubscribe(message.get("topics", []))
         elif kind == "ping":
-            self.send({"type": "pong", "timestamp": _ms()})
+            self.send({"type": "pong", "timestamp": now_ms()})
         elif kind == "refresh_token":
             self._spawn(self._refresh(message.get("token")))
         elif kind == "publish":
@@ -73,8 +69,7 @@ class ClientSession:
             if problem is not None:
                 self.error(codes.INVALID_TOPIC, f"Invalid topic: {problem[1]}", topic=topic, errorCode=problem[0])
                 continue
-            allowed = self.conn.allowed_topics
-            if allowed is not None and not any(_core.topic_matches(p, topic) for p in allowed):
+            if not topic_allowed(self.conn.allowed_topics, topic):
                 self.error("FORBIDDEN", codes.FORBIDDEN_TOPIC, topic=topic)
                 continue
             if self.stream.would_exceed_topics([topic]):
@@ -89,32 +84,33 @@ class ClientSession:
                 self.stream.remove_subscription(self.conn, topic)
 
     async def _refresh(self, token: Any) -> None:
-        problem = check_token_format(token) if not isinstance(token, str) or token == "" else None
-        if problem is not None:
-            self.send({"type": "token_error", "error": problem, "timestamp": _ms()})
-            return
         validator = self.stream.refresh_validator
-        if validator is None:
+        if validator is None or not isinstance(token, str) or token == "":
+            # An empty or non-string token never reaches a validator; without one, the format
+            # and expiry check decides.
             problem = check_token_format(token)
-            if problem is not None:
-                self.send({"type": "token_error", "error": problem, "timestamp": _ms()})
+            if problem is None:
+                self.send({"type": "token_refreshed", "timestamp": now_ms()})
             else:
-                self.send({"type": "token_refreshed", "timestamp": _ms()})
+                self._token_error(problem)
             return
         try:
             decision = await run_validator(validator, token)
         except Exception:
             log.warning("refresh validator raised", exc_info=True)
-            self.send({"type": "token_error", "error": "Token validation error", "timestamp": _ms()})
+            self._token_error("Token validation error")
             return
         if not decision.valid:
-            self.send({"type": "token_error", "error": decision.error or "Token validation failed", "timestamp": _ms()})
+            self._token_error(decision.error or "Token validation failed")
             return
-        reply: dict[str, Any] = {"type": "token_refreshed", "timestamp": _ms()}
+        reply: dict[str, Any] = {"type": "token_refreshed", "timestamp": now_ms()}
         if decision.allowed_topics is not None:
             self.conn.allowed_topics = decision.allowed_topics
             reply["allowedTopics"] = decision.allowed_topics
         self.send(reply)
+
+    def _token_error(self, text: str) -> None:
+        self.send({"type": "token_error", "error": text, "timestamp": now_ms()})
 
     async def _publish(self, message: dict[str, Any]) -> None:
         """`{"type":"publish","topic":T,"event":{...}}`: the same body rules as POST /broadcast."""

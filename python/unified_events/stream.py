@@ -16,7 +16,7 @@ import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
 import orjson
@@ -26,7 +26,9 @@ from .auth import TokenDecision, decision_from
 from .config import Config
 from .errors import ConfigError, EventValidationError, ShuttingDownError
 from .eventlog import EventLog, MemoryOnlyLog
-from .events import Accepted, error_event, generate_id, iso_from_ms, now_ms, parse_body, parse_timestamp_ms
+from .events import (
+    Accepted, error_event, generate_id, iso_from_ms, now_ms, parse_body, parse_timestamp_ms, topic_error,
+)
 from .metrics import Metrics, process_usage, prometheus_text
 
 log = logging.getLogger("unified_events")
@@ -37,6 +39,9 @@ __version__ = "0.1.0"
 TokenValidator = Callable[[str], "bool | dict[str, Any] | Awaitable[bool | dict[str, Any]]"]
 
 _SLOW_CONSUMER_CHECK_S = 0.25
+# Structured-query filters: the core indexes the first group; the second is checked on each row.
+_INDEXED_FILTERS = ("event_type", "trace_id", "session_id", "correlation_id", "ns")
+_ROW_FILTERS = ("service_name", "log_level")
 
 
 class Sink(Protocol):
@@ -57,7 +62,8 @@ class Connection:
 
 @dataclass(slots=True)
 class TopicStats:
-    subscribers: int = 0
+    """What the hub does not know about a subscription key: traffic, and when it emptied."""
+
     message_count: int = 0
     last_message_at: int | None = None
     empty_at: int | None = None
@@ -151,18 +157,21 @@ class EventStream:
 
     # ------------------------------------------------------------------ publishing
 
-    async def publish(self, event: dict[str, Any], topic: str | None = None) -> PublishResult:
+    async def publish(self, event: dict[str, Any], topic: str | None = None, *, to_all: bool = False,
+                      ) -> PublishResult:
         """Accept one event body (legacy or UnifiedEvent). `topic` overrides a legacy body's topic."""
         if topic is not None and not (event.get("event_type") or event.get("event_name")):
             event = {"topic": topic, "event": event}
-        results = await self.publish_many([event])
+        results = await self.publish_many([event], to_all=to_all)
         result = results[0]
         if isinstance(result, EventValidationError):
             raise result
         return result
 
-    async def publish_many(self, bodies: Sequence[Any]) -> list[PublishResult | EventValidationError]:
-        """Accept a batch: each body is validated alone; one log append covers the batch."""
+    async def publish_many(self, bodies: Sequence[Any], *, to_all: bool = False,
+                           ) -> list[PublishResult | EventValidationError]:
+        """Accept a batch: each body is validated alone; one log append covers the batch.
+        `to_all` sends to every connection whatever it subscribes to (see `broadcast_all`)."""
         if self.shutting_down:
             raise ShuttingDownError(codes.SHUTTING_DOWN)
         results: list[PublishResult | EventValidationError] = []
@@ -184,13 +193,21 @@ class EventStream:
         if fresh:
             await self._log.append([accepted for accepted, _ in fresh])
             for accepted, result in fresh:
-                result.delivered_to = self.deliver(accepted)
+                result.delivered_to = self.deliver(accepted, to_all=to_all)
         return results
 
-    def deliver(self, accepted: Accepted) -> int:
+    def deliver(self, accepted: Accepted, *, to_all: bool = False) -> int:
         """Store and fan out an event that is already durable. Returns connections it was queued for."""
-        self._store(accepted)
-        count = self.hub.publish(accepted.topic, accepted.frame, monotonic_ms())
+        self.hot.insert(
+            accepted.id, accepted.topic, accepted.event_type, accepted.ns, accepted.timestamp_ms,
+            accepted.trace_id, accepted.session_id, accepted.correlation_id, accepted.frame, accepted.record,
+        )
+        self.counters.events_accepted += 1
+        self.counters.last_event_at_ms = accepted.timestamp_ms
+        if to_all:
+            count = self.hub.publish_all(accepted.frame, monotonic_ms())
+        else:
+            count = self.hub.publish(accepted.topic, accepted.frame, monotonic_ms())
         stats = self._topic_stats.get(accepted.topic)
         if stats is not None:
             stats.message_count += 1
@@ -201,26 +218,9 @@ class EventStream:
             self._schedule_flush()
         return count
 
-    def _store(self, accepted: Accepted) -> None:
-        self.hot.insert(
-            accepted.id, accepted.topic, accepted.event_type, accepted.ns, accepted.timestamp_ms,
-            accepted.trace_id, accepted.session_id, accepted.correlation_id, accepted.frame, accepted.record,
-        )
-        self.counters.events_accepted += 1
-        self.counters.last_event_at_ms = accepted.timestamp_ms
-
-    def broadcast_all(self, event: dict[str, Any]) -> int:
+    async def broadcast_all(self, event: dict[str, Any]) -> PublishResult:
         """The original `broadcast()`: send to every connection whatever it subscribes to."""
-        accepted = parse_body(event)
-        if self.dedup.check_and_insert(accepted.topic, accepted.id, now_ms()):
-            self.counters.dedup_hits += 1
-            return 0
-        self._store(accepted)
-        count = self.hub.publish_all(accepted.frame, monotonic_ms())
-        self.counters.record_sent()
-        self._unflushed.append(time.perf_counter())
-        self._schedule_flush()
-        return count
+        return await self.publish(event, to_all=True)
 
     async def publish_error(self, code: str, message: str, event_id: str | None = None,
                             context: Any = None, severity: str | None = None) -> PublishResult:
@@ -267,9 +267,7 @@ class EventStream:
     def add_subscription(self, conn: Connection, topic: str) -> bool:
         added = self.hub.subscribe(conn.conn_id, topic)
         if added:
-            stats = self._topic_stats.setdefault(topic, TopicStats())
-            stats.subscribers = self.hub.subscriber_count(topic)
-            stats.empty_at = None
+            self._topic_stats.setdefault(topic, TopicStats()).empty_at = None
         return added
 
     def remove_subscription(self, conn: Connection, topic: str) -> bool:
@@ -280,14 +278,12 @@ class EventStream:
 
     def _note_unsubscribed(self, key: str) -> None:
         stats = self._topic_stats.get(key)
-        if stats is None:
+        if stats is None or self.hub.subscriber_count(key) > 0:
             return
-        stats.subscribers = self.hub.subscriber_count(key)
-        if stats.subscribers == 0:
-            if self.config.topic_ttl > 0:
-                stats.empty_at = now_ms()
-            else:
-                del self._topic_stats[key]
+        if self.config.topic_ttl > 0:
+            stats.empty_at = now_ms()
+        else:
+            del self._topic_stats[key]
 
     def send_control(self, conn: Connection, payload: bytes) -> None:
         """Queue a frame for one connection, in order with its events (bypasses rate limit and caps)."""
@@ -397,9 +393,9 @@ class EventStream:
     async def subscribe(self, *patterns: str, max_buffered: int = 10_000) -> AsyncIterator[dict[str, Any]]:
         """Receive events matching any pattern, as the dicts a WebSocket client would get."""
         for pattern in patterns:
-            problem = _core.check_topic(pattern)
+            problem = topic_error(pattern)
             if problem is not None:
-                raise ValueError(f"Invalid topic: {problem[1]}")
+                raise ValueError(f"Invalid topic: {problem}")
         sink = _LocalSink(self, max_buffered)
         conn = self.open_connection(sink)
         sink.conn = conn
@@ -419,22 +415,21 @@ class EventStream:
 
     def query_unified(self, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Structured filter query (original §5.5): equality filters, timestamp_after, limit; newest first."""
-        filters = dict(filters or {})
-        equality = {k: v for k in ("event_type", "trace_id", "session_id", "correlation_id", "ns",
-                                   "service_name", "log_level")
-                    if isinstance(v := filters.get(k), str) and v}
+        filters = filters or {}
+        wanted = {k: v for k in _INDEXED_FILTERS + _ROW_FILTERS if isinstance(v := filters.get(k), str) and v}
         after = filters.get("timestamp_after")
         after_ms = parse_timestamp_ms(after, "timestamp_after") if after else None
         limit = filters.get("limit") or None
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 0):
             raise EventValidationError("limit must be a non-negative integer")
-        if "service_name" in equality or "log_level" in equality:
-            # Not indexed in the core: filter here, then apply the limit.
-            extra = {k: equality.pop(k) for k in ("service_name", "log_level") if k in equality}
-            rows = [orjson.loads(r) for r in self.hot.query(equality, after_ms, None)]
-            rows = [r for r in rows if all(r.get(k) == v for k, v in extra.items())]
-            return rows[:limit] if limit else rows
-        return [orjson.loads(r) for r in self.hot.query(equality, after_ms, limit)]
+        indexed = {k: v for k, v in wanted.items() if k in _INDEXED_FILTERS}
+        by_row = {k: v for k, v in wanted.items() if k in _ROW_FILTERS}
+        # The core applies the limit only when it sees every filter.
+        records = self.hot.query(indexed, after_ms, None if by_row else limit)
+        rows = [orjson.loads(r) for r in records]
+        if by_row:
+            rows = [r for r in rows if all(r.get(k) == v for k, v in by_row.items())][:limit]
+        return rows
 
     def events_for(self, field: str, value: str) -> list[dict[str, Any]]:
         """All hot events with `field == value`, newest first."""
@@ -444,7 +439,7 @@ class EventStream:
         stats = self._topic_stats.get(topic)
         if stats is None:
             return None
-        out: dict[str, Any] = {"subscribers": stats.subscribers, "messageCount": stats.message_count}
+        out: dict[str, Any] = {"subscribers": self.hub.subscriber_count(topic), "messageCount": stats.message_count}
         if stats.last_message_at is not None:
             out["lastMessageAt"] = stats.last_message_at
         if stats.empty_at is not None:

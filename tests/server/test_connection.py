@@ -9,7 +9,7 @@ import socket
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from tests.conftest import recv_all, recv_json
+from tests.conftest import recv_json
 
 
 def raw_get(port: int, path: str, headers: str = "") -> tuple[int, bytes]:

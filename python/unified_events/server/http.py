@@ -153,18 +153,17 @@ class HttpApp:
         return 200, {"events": events, "count": len(events)}
 
     async def query_trace(self, request: Request) -> Reply:
-        trace_id = request.arg("trace_id")
-        if not trace_id:
-            return 400, {"error": "trace_id is required"}
-        events = self.stream.events_for("trace_id", trace_id)
-        return 200, {"trace_id": trace_id, "events": events, "count": len(events)}
+        return self._events_by(request, "trace_id")
 
     async def query_session(self, request: Request) -> Reply:
-        session_id = request.arg("session_id")
-        if not session_id:
-            return 400, {"error": "session_id is required"}
-        events = self.stream.events_for("session_id", session_id)
-        return 200, {"session_id": session_id, "events": events, "count": len(events)}
+        return self._events_by(request, "session_id")
+
+    def _events_by(self, request: Request, field: str) -> Reply:
+        value = request.arg(field)
+        if not value:
+            return 400, {"error": f"{field} is required"}
+        events = self.stream.events_for(field, value)
+        return 200, {field: value, "events": events, "count": len(events)}
 
     async def query_sql(self, request: Request) -> Reply:
         return 501, {"error": "SQL over the hot tier is not available in this version; "

@@ -23,8 +23,9 @@ from picows import (
     WSUpgradeResponseWithListener,
 )
 
-from .. import _core, codes
-from ..auth import bearer_token
+from .. import codes
+from ..auth import bearer_token, topic_allowed
+from ..events import topic_error
 from ..protocol import ClientSession
 from ..stream import Connection, EventStream
 
@@ -150,9 +151,9 @@ def make_factory(stream: EventStream) -> Any:
         query = parse_qs(url.query, keep_blank_values=True)
         topics = query.get("topic", [])
         for topic in topics:
-            problem = _core.check_topic(topic)
+            problem = topic_error(topic)
             if problem is not None:
-                return json_error(400, f"Invalid topic: {problem[1]}")
+                return json_error(400, f"Invalid topic: {problem}")
         topics = list(dict.fromkeys(topics))  # a repeated topic is one subscription
         if stream.would_exceed_topics(topics):
             return respond(503, codes.MAX_TOPICS.encode(), _TEXT)
@@ -165,7 +166,7 @@ def make_factory(stream: EventStream) -> Any:
             if not decision.valid:
                 return respond(401, codes.UNAUTHORIZED.encode(), {**_TEXT, "WWW-Authenticate": "Bearer"})
             allowed = decision.allowed_topics
-            if allowed is not None and not all(any(_core.topic_matches(p, t) for p in allowed) for t in topics):
+            if not all(topic_allowed(allowed, t) for t in topics):
                 return respond(403, codes.FORBIDDEN_TOPIC.encode(), _TEXT)
         last_event_id = _first(query, "lastEventId") or request.headers.get("Last-Event-ID") or None
         from_timestamp: int | None = None
