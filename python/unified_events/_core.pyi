@@ -147,8 +147,8 @@ class Hub:
         """Queue for every connection whatever it subscribes to (the original `broadcast()`)."""
     def send_control(self, conn_id: int, payload: bytes) -> None:
         """Queue a control or replay frame for one connection, bypassing rate limit and caps."""
-    def set_writable(self, conn_id: int, writable: bool, now_ms: float) -> None: ...
-    def drain(self, max_connections: int, now_ms: float) -> list[tuple[int, bytes]]:
+    def set_writable(self, conn_id: int, writable: bool) -> None: ...
+    def drain(self, max_connections: int) -> list[tuple[int, bytes]]:
         """Take the queued frames of up to `max_connections` writable connections (oldest dirty first),
         each as one concatenated buffer of WebSocket frames."""
     def has_pending(self) -> bool:

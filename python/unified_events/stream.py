@@ -295,7 +295,7 @@ class EventStream:
     def set_writable(self, conn: Connection, writable: bool) -> None:
         if conn.closed:
             return
-        self.hub.set_writable(conn.conn_id, writable, monotonic_ms())
+        self.hub.set_writable(conn.conn_id, writable)
         if writable:
             self._schedule_flush()
 
@@ -334,7 +334,7 @@ class EventStream:
     def _flush(self) -> None:
         self._flush_scheduled = False
         conns = self._conns
-        for conn_id, data in self.hub.drain(self.config.fan_out.batch_size, monotonic_ms()):
+        for conn_id, data in self.hub.drain(self.config.fan_out.batch_size):
             conn = conns.get(conn_id)
             if conn is not None:
                 try:

@@ -128,7 +128,10 @@ fn rate_limit_is_per_connection_and_runs_first() {
         h.publish("t", b"x", 0.0);
     }
     let s = h.stats();
-    assert_eq!((s.dropped_backpressure, s.dropped_rate_limit, s.delivered), (1, 1, 1));
+    assert_eq!(
+        (s.dropped_backpressure, s.dropped_rate_limit, s.delivered),
+        (1, 1, 1)
+    );
 }
 
 #[test]

@@ -86,17 +86,14 @@ impl PyHub {
         self.0.send_control(conn_id, payload);
     }
 
-    #[allow(unused_variables)] // `now_ms` is part of the contract; writability is not timed
-    fn set_writable(&mut self, conn_id: u64, writable: bool, now_ms: f64) {
+    fn set_writable(&mut self, conn_id: u64, writable: bool) {
         self.0.set_writable(conn_id, writable);
     }
 
-    #[allow(unused_variables)]
     fn drain<'py>(
         &mut self,
         py: Python<'py>,
         max_connections: usize,
-        now_ms: f64,
     ) -> PyResult<Vec<(u64, Bound<'py, PyBytes>)>> {
         self.0
             .drain(max_connections)

@@ -164,7 +164,7 @@ def test_hub_queues_once_per_connection_and_drains_one_buffer_each():
     hub.subscribe(2, "a.**")
     assert hub.publish("a.b", b"one", 0.0) == 2
     assert hub.publish("a.b", b"two", 0.0) == 2
-    drained = dict(hub.drain(10, 0.0))
+    drained = dict(hub.drain(10))
     expected = _core.encode_text_frame(b"one") + _core.encode_text_frame(b"two")
     assert drained == {1: expected, 2: expected}
     assert not hub.has_pending()
