@@ -396,9 +396,7 @@ async def run_saturation(pub: Publisher, subs: Subscribers, n: int, acks: bool, 
     while True:
         now = time.perf_counter()
         if marked is None and now >= t_mark:
-            await subs.mark()
-            marked = {"t": time.perf_counter(), "delivered": subs.total(), "server_cpu": proc_cpu_seconds(server_pid),
-                      "seq": pub.seq, "machine": machine_busy(), "self_cpu": _self_cpu()}
+            marked = await _open_window(pub, subs, server_pid)
             now = time.perf_counter()
         if now >= t_end or iterations > 10_000_000:
             break
@@ -419,37 +417,13 @@ async def run_saturation(pub: Publisher, subs: Subscribers, n: int, acks: bool, 
             pub.send(min(room, 512))
         await asyncio.sleep(0.001)
     assert marked is not None
-    t1 = time.perf_counter()
-    delivered1 = subs.total()
-    cpu1 = proc_cpu_seconds(server_pid)
-    machine1 = machine_busy()
-    self_cpu1 = _self_cpu()
-    seq1 = pub.seq
-    rep = await subs.report()
-    drained = await drain(subs)
-    elapsed = t1 - marked["t"]
-    delivered = delivered1 - marked["delivered"]
-    server_cpu = cpu1 - marked["server_cpu"]
-    machine = machine_delta(marked["machine"], machine1, elapsed)
+    w, drained = await _close_window(pub, subs, marked, server_pid)
     return {
         "subscribers": n,
-        "window_s": round(elapsed, 3),
-        "published": seq1 - marked["seq"],
-        "deliveries": delivered,
-        "deliveries_per_s": round(delivered / elapsed),
-        "events_per_s": round((seq1 - marked["seq"]) / elapsed),
-        "server_cpu_s": round(server_cpu, 3),
-        "server_cpu_us_per_delivery": round(server_cpu / delivered * 1e6, 3) if delivered else None,
-        "server_cpu_cores": round(server_cpu / elapsed, 3),
-        "subscriber_cpu_cores": round(rep["cpu_s"] / elapsed, 3),
-        "publisher_cpu_cores": round((self_cpu1 - marked["self_cpu"]) / elapsed, 3),
-        "machine": machine,
-        "latency_ms": percentiles(rep["lat"]),
-        "latency_histogram": histogram(rep["lat"]),
+        **w,
+        "events_per_s": round(w["published"] / w["window_s"]),
         "stalls": stalls,
         "undelivered_after_drain": (pub.seq - start_seq) * n - (drained["total"] - start_total),
-        "subscriber_disconnects": rep["disconnected"],
-        "non_event_frames_on_sampled_connections": rep["nonevent_sampled"],
         "window_deliveries": window,
     }
 
@@ -469,9 +443,7 @@ async def run_paced(pub: Publisher, subs: Subscribers, n: int, rate: float, warm
     for _ in range(int((warmup + duration) * (rate + 2000)) + 100):  # bounded; the clock ends it
         now = time.perf_counter()
         if marked is None and now >= t_mark:
-            await subs.mark()
-            marked = {"t": time.perf_counter(), "delivered": subs.total(), "server_cpu": proc_cpu_seconds(server_pid),
-                      "seq": pub.seq, "machine": machine_busy(), "self_cpu": _self_cpu()}
+            marked = await _open_window(pub, subs, server_pid)
             now = time.perf_counter()
         if now >= t_end:
             break
@@ -485,6 +457,29 @@ async def run_paced(pub: Publisher, subs: Subscribers, n: int, rate: float, warm
             pub.send(due)
         await asyncio.sleep(max(0.0, next_due - time.perf_counter()))
     assert marked is not None
+    w, drained = await _close_window(pub, subs, marked, server_pid)
+    published = w["published"]
+    return {
+        "subscribers": n,
+        "offered_msgs_per_s": rate,
+        "offered_deliveries_per_s": round(rate * n),
+        **w,
+        "delivered_over_offered": round(w["deliveries"] / (published * n), 4) if published else None,
+        "all_delivered_after_drain": f"{drained['total'] - start_total}/{(pub.seq - start_seq) * n}",
+        "late_sends": late_sends,
+    }
+
+
+async def _open_window(pub: Publisher, subs: Subscribers, server_pid: int) -> dict[str, Any]:
+    """Start the measurement window: the counters every phase reports deltas of."""
+    await subs.mark()
+    return {"t": time.perf_counter(), "delivered": subs.total(), "server_cpu": proc_cpu_seconds(server_pid),
+            "seq": pub.seq, "machine": machine_busy(), "self_cpu": _self_cpu()}
+
+
+async def _close_window(pub: Publisher, subs: Subscribers, marked: dict[str, Any], server_pid: int,
+                        ) -> tuple[dict[str, Any], dict[str, int]]:
+    """End the window: what every phase reports, and the drained totals (read after the window)."""
     t1 = time.perf_counter()
     delivered1 = subs.total()
     cpu1 = proc_cpu_seconds(server_pid)
@@ -495,32 +490,24 @@ async def run_paced(pub: Publisher, subs: Subscribers, n: int, rate: float, warm
     drained = await drain(subs)
     elapsed = t1 - marked["t"]
     delivered = delivered1 - marked["delivered"]
-    published = seq1 - marked["seq"]
     server_cpu = cpu1 - marked["server_cpu"]
-    machine = machine_delta(marked["machine"], machine1, elapsed)
-    expected_total = (pub.seq - start_seq) * n
-    return {
-        "subscribers": n,
-        "offered_msgs_per_s": rate,
-        "offered_deliveries_per_s": round(rate * n),
+    window = {
         "window_s": round(elapsed, 3),
-        "published": published,
+        "published": seq1 - marked["seq"],
         "deliveries": delivered,
         "deliveries_per_s": round(delivered / elapsed),
-        "delivered_over_offered": round(delivered / (published * n), 4) if published else None,
-        "all_delivered_after_drain": f"{drained['total'] - start_total}/{expected_total}",
         "server_cpu_s": round(server_cpu, 3),
         "server_cpu_us_per_delivery": round(server_cpu / delivered * 1e6, 3) if delivered else None,
         "server_cpu_cores": round(server_cpu / elapsed, 3),
         "subscriber_cpu_cores": round(rep["cpu_s"] / elapsed, 3),
         "publisher_cpu_cores": round((self_cpu1 - marked["self_cpu"]) / elapsed, 3),
-        "machine": machine,
+        "machine": machine_delta(marked["machine"], machine1, elapsed),
         "latency_ms": percentiles(rep["lat"]),
         "latency_histogram": histogram(rep["lat"]),
-        "late_sends": late_sends,
         "subscriber_disconnects": rep["disconnected"],
         "non_event_frames_on_sampled_connections": rep["nonevent_sampled"],
     }
+    return window, drained
 
 
 DISTURBED_CORES = 0.15  # CPU used by anything but this benchmark above this -> the window is flagged
