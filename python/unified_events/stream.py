@@ -109,7 +109,7 @@ class EventStream:
         self._flush_scheduled = False
         self._unflushed: list[float] = []  # acceptance times of events not yet written
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timers: list[asyncio.TimerHandle] = []
+        self._timers: dict[str, asyncio.TimerHandle] = {}  # the pending run of each periodic task
         self.shutting_down = False
         self.started = False
 
@@ -144,7 +144,7 @@ class EventStream:
         for conn in list(self._conns.values()):
             conn.sink.close(codes.CLOSE_SHUTDOWN, codes.SHUTDOWN_CLOSE_REASON)
             self.close_connection(conn)
-        for timer in self._timers:
+        for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
         await self._log.close()
@@ -152,8 +152,7 @@ class EventStream:
 
     def _schedule(self, delay_s: float, callback: Callable[[], None]) -> None:
         assert self._loop is not None
-        self._timers = [t for t in self._timers if not t.cancelled()]
-        self._timers.append(self._loop.call_later(delay_s, callback))
+        self._timers[callback.__name__] = self._loop.call_later(delay_s, callback)
 
     # ------------------------------------------------------------------ publishing
 
@@ -320,9 +319,6 @@ class EventStream:
     @property
     def connection_count(self) -> int:
         return len(self._conns)
-
-    def connections(self) -> list[Connection]:
-        return list(self._conns.values())
 
     # ------------------------------------------------------------------ the flush (one write per connection per tick)
 
