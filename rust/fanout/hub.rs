@@ -65,12 +65,6 @@ impl Drained {
         }
         debug_assert_eq!(at, buf.len());
     }
-
-    pub fn concat(&self) -> Vec<u8> {
-        let mut v = vec![0; self.len];
-        self.write_into(&mut v);
-        v
-    }
 }
 
 #[derive(Debug)]
