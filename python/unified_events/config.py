@@ -98,6 +98,8 @@ _MINIMUMS: dict[str, float] = {
     "hot_tier_retention_ms": 1,
 }
 
+DEFAULT_CONFIG_FILE = "unified-events.toml"
+
 ENV_VARS = {
     "host": "UE_HOST",
     "http_port": "UE_HTTP_PORT",
@@ -138,6 +140,16 @@ def load_config(
             raw[key] = value
     raw["environment"] = env_name
     return _build(raw)
+
+
+def resolve_config(path: str | None, environment: str | None,
+                   overrides: Mapping[str, Any] | None = None) -> Config:
+    """The configuration a command runs with: `path`, else $UE_CONFIG, else ./unified-events.toml
+    when present, else the defaults; then the environment table, UE_* variables and `overrides`."""
+    path = path or os.environ.get("UE_CONFIG") or None
+    if path is None and Path(DEFAULT_CONFIG_FILE).is_file():
+        path = DEFAULT_CONFIG_FILE
+    return load_config(path, environment=environment, overrides=overrides)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
