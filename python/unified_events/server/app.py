@@ -30,10 +30,10 @@ _AUTO_PING_REPLY_S = 10
 
 async def serve(config: Config, stream: EventStream | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    check_listeners(config)  # TLS where it is required, before anything binds
     stream = stream or EventStream(config)
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-    await stream.start()
+    await stream.start()  # refuses insecure auth settings first (security.check_startup)
+    check_listeners(config)  # then TLS where it is required, before anything binds
     loop = asyncio.get_running_loop()
 
     ws_server = await ws_create_server(
