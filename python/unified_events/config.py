@@ -160,6 +160,8 @@ _MINIMUMS: dict[str, float] = {
     "http_port": 0,  # 0 = pick a free port (tests)
     "ws_port": 0,
     "hot_tier_retention_ms": 1,
+    "limits.publish_per_second_per_token": 0.001,  # rates may be fractional (one per minute ...)
+    "limits.publish_per_second_per_address": 0.001,
 }
 
 DEFAULT_CONFIG_FILE = "unified-events.toml"

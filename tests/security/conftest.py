@@ -51,7 +51,12 @@ def auth_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(autouse=True)
-def _close_auth_clients(request: pytest.FixtureRequest) -> Iterator[None]:
+def _close_module_server_clients(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Module-scoped servers here are `auth_server` or `srv`: close each test's clients, and wait
+    until the server has seen them go (per-address connection limits count them)."""
     yield
-    if "auth_server" in request.fixturenames:
-        request.getfixturevalue("auth_server").close_clients()
+    for name in ("auth_server", "srv"):
+        if name in request.fixturenames:
+            server = request.getfixturevalue(name)
+            server.close_clients()
+            server.wait_for(lambda: server.json("GET", "/health")[1]["connections"] == 0, timeout=10)
