@@ -77,3 +77,23 @@ def test_metrics_loopback_when_configured(make_server):
     server = make_server({"require_auth": True, "auth": {"metrics_loopback": True}}, env=AUTH_ENV)
     assert server.json("GET", "/metrics")[0] == 200
     assert server.json("GET", "/stats")[0] == 401
+
+
+def test_publish_rate_per_token(make_server):
+    import json as _json
+
+    from tests.conftest import recv_json
+
+    server = make_server({"require_auth": True, "limits": {"publish_per_second_per_token": 0.01,
+                                                          "publish_burst_per_token": 3}}, env=AUTH_ENV)
+    busy = token("busy", "publisher", pub_topics=["r"])
+    event = {"topic": "r", "event": {}}
+    assert [server.json("POST", "/broadcast", event, headers=bearer(busy))[0] for _ in range(4)] == [200, 200, 200, 429]
+    other = token("other", "publisher", pub_topics=["r"])  # another subject has its own bucket
+    assert server.json("POST", "/broadcast", event, headers=bearer(other))[0] == 200
+    ws = server.connect(query=f"token={busy}")
+    ws.send(_json.dumps({"type": "publish", "topic": "r", "event": {}}))
+    frame = recv_json(ws)
+    assert frame["code"] == "RATE_LIMITED" and "token" in frame["message"]
+    status, metrics = server.json("GET", "/metrics", headers=bearer(ADMIN))
+    assert metrics["refused"]["rate_limited_token"] == 2

@@ -50,7 +50,7 @@ class GuardedApp:
         extra = self.base_headers + self.cors.headers(origin)
         if scope.method == "OPTIONS":
             return self._preflight(scope, proto, origin)
-        out = _Proto(proto, extra)
+        out = _Proto(proto, extra, on_status=self._count_inner_refusal)
         try:
             if self.oauth is not None and (scope.path == "/auth" or scope.path.startswith("/auth/")):
                 return await self.oauth.handle(scope, out)
@@ -60,7 +60,9 @@ class GuardedApp:
                 out = await self._check_publish(scope, out, rights)
         except Refused as refusal:
             self.security.refuse(refusal.reason)
-            return out.response_bytes(refusal.status, [_JSON, *refusal.headers], orjson.dumps(refusal.body))
+            # counted above by reason: answer without the status hook
+            return _Proto(proto, extra).response_bytes(refusal.status, [_JSON, *refusal.headers],
+                                                       orjson.dumps(refusal.body))
         await self.inner.__rsgi__(scope, out)
 
     def _preflight(self, scope: Any, proto: Any, origin: str | None) -> None:
@@ -108,7 +110,7 @@ class GuardedApp:
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return _Proto(out.inner, out.extra, body)  # the route answers 400 Invalid JSON body
+            return out.with_body(body)  # the route answers 400 Invalid JSON body
         bodies = parsed if isinstance(parsed, list) else [parsed]
         if rights is not None:
             for item in bodies:
@@ -129,16 +131,25 @@ class GuardedApp:
                     if isinstance(parsed, list):
                         body_out["index"] = index
                     raise Refused(400, body_out, "invalid_payload")
-        return _Proto(out.inner, out.extra, body)
+        return out.with_body(body)
+
+    def _count_inner_refusal(self, status: int) -> None:
+        if status == 413:  # the route's own body limit (http.py) counts as a refusal too
+            self.security.refuse("body_too_large")
 
 
 class _Proto:
     """The RSGI protocol with our headers added to every response, and optionally a body read already."""
 
-    def __init__(self, inner: Any, extra: list[tuple[str, str]], body: bytes | None = None) -> None:
+    def __init__(self, inner: Any, extra: list[tuple[str, str]], body: bytes | None = None,
+                 on_status: Any = None) -> None:
         self.inner = inner
         self.extra = extra
         self.body = body
+        self.on_status = on_status
+
+    def with_body(self, body: bytes) -> _Proto:
+        return _Proto(self.inner, self.extra, body, self.on_status)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -153,23 +164,25 @@ class _Proto:
         assert self.body is not None
         yield self.body
 
-    def _headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    def _headers(self, headers: list[tuple[str, str]], status: int) -> list[tuple[str, str]]:
+        if self.on_status is not None:
+            self.on_status(status)
         return list(headers) + self.extra
 
     def response_empty(self, status: int, headers: list[tuple[str, str]]) -> None:
-        self.inner.response_empty(status, self._headers(headers))
+        self.inner.response_empty(status, self._headers(headers, status))
 
     def response_str(self, status: int, headers: list[tuple[str, str]], body: str) -> None:
-        self.inner.response_str(status, self._headers(headers), body)
+        self.inner.response_str(status, self._headers(headers, status), body)
 
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        self.inner.response_bytes(status, self._headers(headers), body)
+        self.inner.response_bytes(status, self._headers(headers, status), body)
 
     def response_file(self, status: int, headers: list[tuple[str, str]], file: str) -> None:
-        self.inner.response_file(status, self._headers(headers), file)
+        self.inner.response_file(status, self._headers(headers, status), file)
 
     def response_stream(self, status: int, headers: list[tuple[str, str]]) -> Any:
-        return self.inner.response_stream(status, self._headers(headers))
+        return self.inner.response_stream(status, self._headers(headers, status))
 
 
 async def _read_body(proto: _Proto, declared: str | None, limit: int) -> bytes | None:

@@ -164,6 +164,7 @@ class EventsListener(WSListener):  # type: ignore[misc]
             self._fragment_bytes += frame.payload_size
             if self._fragment_bytes > self.stream.config.max_frame_bytes:
                 self._fragments = None
+                security_for(self.stream).refuse("frame_too_large")
                 transport.send_close(WSCloseCode.MESSAGE_TOO_BIG, b"message too big")
                 transport.disconnect()
                 return
