@@ -185,17 +185,26 @@ class _Proto:
         return self.inner.response_stream(status, self._headers(headers, status))
 
 
+# An oversized body is read and dropped up to this many bytes before the 413: a client still
+# uploading when the server answers and closes gets EPIPE instead of the answer.
+_DRAIN_BYTES = 8 << 20
+
+
 async def _read_body(proto: _Proto, declared: str | None, limit: int) -> bytes | None:
     """The whole body, or None when it is over `limit` (declared or actual)."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isdigit() and int(declared) > max(limit, _DRAIN_BYTES):
         return None
-    chunks, size = [], 0
+    chunks: list[bytes] | None = []
+    size = 0
     async for chunk in proto.inner:
         size += len(chunk)
         if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+            chunks = None
+            if size > _DRAIN_BYTES:
+                break
+        elif chunks is not None:
+            chunks.append(chunk)
+    return b"".join(chunks) if chunks is not None else None
 
 
 def _address(client: Any) -> str:
