@@ -43,7 +43,7 @@ def srv(tmp_path_factory, provider):
     from tests.conftest import start_server
 
     server = start_server(tmp_path_factory.mktemp("oauth"), {
-        "require_auth": True,
+        "require_auth": True, "cors": {"allowed_origins": ["https://app.example.com"]},
         "auth": {"auth_domain": "auth.example.com", "allowed_domain_patterns": ["*.example.com", "example.com"],
                  "login_sub_topics": ["news.*"], "github_authorize_url": f"{provider.url}/authorize",
                  "github_token_url": f"{provider.url}/token", "github_user_url": f"{provider.url}/user"},
@@ -81,6 +81,17 @@ def test_sign_in_redirects_back_with_a_stream_token(srv):
     assert cookie.startswith("ue_session=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     # the state is single-use
     assert get(callback)[0] == 400
+
+
+def test_session_cookie_signs_in_browsers_from_allowed_origins(srv):
+    callback, _ = _login(srv)
+    _, headers, _ = get(callback)
+    cookie = headers["Set-Cookie"].split(";")[0]
+    allowed = {"Cookie": cookie, "Origin": "https://app.example.com"}
+    assert upgrade_status(srv, "news.a", headers=allowed) == 101
+    assert upgrade_status(srv, "news.a", headers={**allowed, "Origin": "https://evil.com"}) == 401
+    assert srv.json("GET", "/stats", headers=allowed)[0] == 403  # read as a subscriber token, not admin
+    assert srv.json("GET", "/stats", headers={**allowed, "Origin": "https://evil.com"})[0] == 401
 
 
 def test_sign_in_without_return_to_answers_json(srv):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from .limits import AddressConnections, PublishLimiter
-from .tokens import ANONYMOUS, Rights, TokenRejected, TokenVerifier, rights_from_validator
+from .tokens import ANONYMOUS, SESSION_COOKIE, Rights, TokenRejected, TokenVerifier, rights_from_validator
 
 if TYPE_CHECKING:
     from ..stream import EventStream
@@ -85,6 +85,18 @@ class Security:
 
     def anonymous(self) -> Rights:
         return ANONYMOUS
+
+    def session_token(self, cookie_header: str | None, origin: str | None) -> str | None:
+        """The sign-in session cookie's token, for browsers (they cannot set Authorization on a
+        WebSocket). Only from a listed CORS origin, or with no Origin at all (not a browser page),
+        so a page on another origin cannot ride on the cookie (cross-site WebSocket hijacking)."""
+        if not cookie_header or (origin is not None and origin not in self.config.cors.allowed_origins):
+            return None
+        for part in cookie_header.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name == SESSION_COOKIE and value:
+                return value
+        return None
 
 
 async def _await_rights(result: Awaitable[Any]) -> Rights | None:

@@ -77,7 +77,8 @@ class GuardedApp:
     async def _authorize(self, scope: Any, need: Need) -> Rights | None:
         if need is Need.OPEN or not self.config.require_auth:
             return None
-        token = bearer_token(None, scope.headers.get("authorization"))
+        token = bearer_token(None, scope.headers.get("authorization")) or \
+            self.security.session_token(scope.headers.get("cookie"), scope.headers.get("origin"))
         if need is Need.METRICS:
             if token is not None and token == self.security.metrics_token:
                 return None

@@ -29,14 +29,13 @@ from typing import Any
 import orjson
 
 from .redirects import ReturnToPolicy
-from .tokens import SECRET_VARS, create_token
+from .tokens import SECRET_VARS, SESSION_COOKIE, create_token
 
 log = logging.getLogger("unified_events.oauth")
 
 _STATE_TTL_S = 600
 _MAX_PENDING = 10_000
 _EXCHANGE_TIMEOUT_S = 10
-SESSION_COOKIE = "ue_session"
 _SCOPES = {"github": "read:user user:email", "google": "openid email profile"}
 
 

@@ -24,6 +24,7 @@ from ..errors import ConfigError
 ROLES = ("admin", "publisher", "subscriber")
 ALGORITHMS = ("HS256", "RS256", "ES256")
 SECRET_VARS = ("UE_AUTH_SECRET", "BETTER_AUTH_SECRET")
+SESSION_COOKIE = "ue_session"  # set by OAuth sign-in (oauth.py), read by Security.session_token
 _MIN_SECRET_BYTES = 32  # RFC 7518 §3.2: an HS256 key at least as long as the hash
 
 

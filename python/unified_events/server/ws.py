@@ -233,7 +233,8 @@ def make_factory(stream: EventStream) -> Any:
             return respond(503, codes.MAX_TOPICS.encode(), _TEXT)
         rights: Any = security.anonymous()
         if stream.config.require_auth:
-            token = bearer_token(_first(query, "token"), request.headers.get("Authorization"))
+            token = bearer_token(_first(query, "token"), request.headers.get("Authorization")) or \
+                security.session_token(request.headers.get("Cookie"), request.headers.get("Origin"))
             try:
                 if token is None:
                     raise TokenRejected("Token is empty or missing")
