@@ -252,6 +252,8 @@ def make_factory(stream: EventStream) -> Any:
             try:
                 from_timestamp = int(raw_from)
             except ValueError:
+                if inspect.iscoroutine(rights):
+                    rights.close()  # an async validator's pending check: never started
                 return json_error(400, "fromTimestamp must be epoch milliseconds (an integer)")
         return EventsListener(stream, topics, rights, stream.config.require_auth, last_event_id, from_timestamp)
 
