@@ -136,3 +136,8 @@ def test_embedding_require_auth_without_key_or_validator():
     finally:
         os.environ.update(old)
     assert info.value.key == "require_auth"
+
+
+def test_serve_check_runs_the_refusals(tmp_path):
+    err = refused(tmp_path, {"require_auth": True}, args=("--check",))
+    assert "UE_AUTH_SECRET" in err

@@ -33,7 +33,11 @@ async def serve(config: Config, stream: EventStream | None = None) -> None:
     stream = stream or EventStream(config)
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
     await stream.start()  # refuses insecure auth settings first (security.check_startup)
-    check_listeners(config)  # then TLS where it is required, before anything binds
+    try:
+        check_listeners(config)  # then TLS where it is required, before anything binds
+    except Exception:
+        await stream.stop(0)
+        raise
     loop = asyncio.get_running_loop()
 
     ws_server = await ws_create_server(
