@@ -54,7 +54,8 @@ class Healthy:
         self.received: list[str] = []
         self.errors: list[BaseException] = []
         self.stop = threading.Event()
-        self.ws = connect(f"{srv.ws_url}/events?topic=fuzz.healthy", open_timeout=10)
+        # no client keepalive pings: they draw from `random` while Hypothesis generates (a warning)
+        self.ws = connect(f"{srv.ws_url}/events?topic=fuzz.healthy", open_timeout=10, ping_interval=None)
         assert json.loads(self.ws.recv(timeout=10))["type"] == "connected"
         self.threads = [threading.Thread(target=self._subscribe, daemon=True),
                         threading.Thread(target=self._publish, daemon=True)]
