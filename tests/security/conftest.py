@@ -59,4 +59,4 @@ def _close_module_server_clients(request: pytest.FixtureRequest) -> Iterator[Non
         if name in request.fixturenames:
             server = request.getfixturevalue(name)
             server.close_clients()
-            server.wait_for(lambda: server.json("GET", "/health")[1]["connections"] == 0, timeout=10)
+            server.wait_for(lambda s=server: s.json("GET", "/health")[1]["connections"] == 0, timeout=10)

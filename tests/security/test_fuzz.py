@@ -103,12 +103,11 @@ _HEADER_NAMES = st.sampled_from(["Content-Type", "Authorization", "Origin", "Acc
                                  "X-Forwarded-For", "Access-Control-Request-Method", "Host", "Upgrade", "Range"])
 _HEADER_VALUES = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\r\n"),
                          max_size=120)
+_KEYS = st.sampled_from(["topic", "event", "id", "type", "payload", "event_type", "event_name", "ns",
+                         "http_status", "timestamp", "trace_id", "sql", "limit", "is_root", "data"])
 _JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["topic", "event", "id", "type", "payload", "event_type", "event_name", "ns",
-                         "http_status", "timestamp", "trace_id", "sql", "limit", "is_root", "data"]) | st.text(max_size=8),
-        inner, max_size=6),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS | st.text(max_size=8), inner, max_size=6),
     max_leaves=12)
 _BODIES = st.one_of(
     st.binary(max_size=300),

@@ -9,14 +9,15 @@ import jwt
 import pytest
 
 from tests.conftest import recv_all, recv_json
-from tests.security.conftest import ADMIN, SECRET, bearer, token, upgrade_status
+from tests.security.conftest import ADMIN, bearer, token, upgrade_status
 
 
 def test_upgrade_needs_a_valid_token(auth_server):
     now = int(time.time())
     assert upgrade_status(auth_server, "orders") == 401
     assert upgrade_status(auth_server, "orders", query="token=not-a-jwt") == 401
-    assert upgrade_status(auth_server, "orders", query=f"token={token(secret='another-secret-0123456789abcdef0')}") == 401
+    forged = token(secret="another-secret-0123456789abcdef0")
+    assert upgrade_status(auth_server, "orders", query=f"token={forged}") == 401
     assert upgrade_status(auth_server, "orders", query=f"token={token(ttl=-60)}") == 401
     unsigned = jwt.encode({"sub": "x", "role": "admin", "exp": now + 60}, key=None, algorithm="none")
     assert upgrade_status(auth_server, "orders", query=f"token={unsigned}") == 401
@@ -34,8 +35,8 @@ def test_subscribe_frames_are_checked(auth_server):
     ws.send(json.dumps({"type": "subscribe", "topics": ["orders.created", "payments.done"]}))
     frames = recv_all(ws)
     assert [(f["type"], f.get("code"), f.get("topic")) for f in frames] == [("error", "FORBIDDEN", "payments.done")]
-    auth_server.request("POST", "/broadcast", {"topic": "orders.created", "event": {"id": "sub-1"}}, headers=bearer(ADMIN))
-    auth_server.request("POST", "/broadcast", {"topic": "payments.done", "event": {"id": "sub-2"}}, headers=bearer(ADMIN))
+    for topic, event_id in (("orders.created", "sub-1"), ("payments.done", "sub-2")):
+        auth_server.request("POST", "/broadcast", {"topic": topic, "event": {"id": event_id}}, headers=bearer(ADMIN))
     assert [f["id"] for f in recv_all(ws)] == ["sub-1"]
 
 
@@ -73,7 +74,8 @@ def test_refresh_verifies_signature_and_replaces_rights(auth_server):
     assert frames[0]["type"] == "unsubscribed" and frames[0]["topics"] == ["b.x"]
     assert frames[1]["type"] == "token_refreshed" and frames[1]["allowedTopics"] == ["a.*"]
     for topic in ("a.x", "b.x"):
-        auth_server.request("POST", "/broadcast", {"topic": topic, "event": {"id": f"r-{topic}"}}, headers=bearer(ADMIN))
+        body = {"topic": topic, "event": {"id": f"r-{topic}"}}
+        auth_server.request("POST", "/broadcast", body, headers=bearer(ADMIN))
     assert [f["id"] for f in recv_all(ws)] == ["r-a.x"]
     ws.send(json.dumps({"type": "subscribe", "topics": ["b.x"]}))
     assert recv_json(ws)["code"] == "FORBIDDEN"

@@ -7,8 +7,8 @@ answers a plain `GET /health`.
 
 from __future__ import annotations
 
-import inspect
 import asyncio
+import inspect
 import logging
 import struct
 from typing import Any
