@@ -96,11 +96,13 @@ class CorsConfig:
 class LimitsConfig:
     """Per-client limits; each refusal is a 4xx or close code and a `refused` metric."""
 
-    max_connections_per_address: int = 1000
-    publish_per_second_per_token: float = 1000.0
-    publish_burst_per_token: float = 2000.0
-    publish_per_second_per_address: float = 2000.0
-    publish_burst_per_address: float = 4000.0
+    # 0 = no limit (the default: load tests and a proxy in front all come from one address);
+    # the example file's [env.production.limits] sets them.
+    max_connections_per_address: int = 0
+    publish_per_second_per_token: float = 0.0
+    publish_burst_per_token: float = 0.0
+    publish_per_second_per_address: float = 0.0
+    publish_burst_per_address: float = 0.0
     strict_payloads: bool = False      # enforce UnifiedEvent column types (400 naming the field)
 
 
@@ -160,8 +162,11 @@ _MINIMUMS: dict[str, float] = {
     "http_port": 0,  # 0 = pick a free port (tests)
     "ws_port": 0,
     "hot_tier_retention_ms": 1,
-    "limits.publish_per_second_per_token": 0.001,  # rates may be fractional (one per minute ...)
-    "limits.publish_per_second_per_address": 0.001,
+    "limits.max_connections_per_address": 0,  # 0 = no limit; rates may be fractional
+    "limits.publish_per_second_per_token": 0,
+    "limits.publish_burst_per_token": 0,
+    "limits.publish_per_second_per_address": 0,
+    "limits.publish_burst_per_address": 0,
 }
 
 DEFAULT_CONFIG_FILE = "unified-events.toml"
@@ -322,6 +327,12 @@ def _check_security(config: Config) -> None:
     if bool(tls.cert_file) != bool(tls.key_file):
         raise ConfigError("tls.key_file" if tls.cert_file else "tls.cert_file", "",
                           "both tls.cert_file and tls.key_file, or neither")
+    limits = config.limits
+    for kind in ("token", "address"):
+        rate, burst = getattr(limits, f"publish_per_second_per_{kind}"), getattr(limits, f"publish_burst_per_{kind}")
+        if (rate > 0) != (burst > 0) or 0 < burst < 1:
+            raise ConfigError(f"limits.publish_burst_per_{kind}", burst,
+                              f"at least 1 when limits.publish_per_second_per_{kind} is set (both 0 = no limit)")
     if config.environment == "production" and "*" in config.cors.allowed_origins:
         raise ConfigError("cors.allowed_origins", list(config.cors.allowed_origins),
                           "explicit origins in production (a wildcard is refused)")

@@ -42,6 +42,11 @@ class GuardedApp:
         self.cors = Cors(self.config)
         self.base_headers = security_headers(self.config)
         self.oauth = oauth
+        limits = self.config.limits
+        # Reading /broadcast bodies here costs a second parse: only when something needs them.
+        self.checks_publish = bool(self.config.require_auth or limits.strict_payloads
+                                   or limits.publish_per_second_per_token > 0
+                                   or limits.publish_per_second_per_address > 0)
 
     async def __rsgi__(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":
@@ -56,7 +61,7 @@ class GuardedApp:
                 return await self.oauth.handle(scope, out)
             need = http_need(scope.path)
             rights = await self._authorize(scope, need)
-            if need is Need.PUBLISH and scope.method == "POST":
+            if need is Need.PUBLISH and scope.method == "POST" and self.checks_publish:
                 out = await self._check_publish(scope, out, rights)
         except Refused as refusal:
             self.security.refuse(refusal.reason)

@@ -1,4 +1,4 @@
-"""Per-client limits: connections per address, publish rate per token and per address.
+"""Per-client limits: connections per address, publish rate per token and per address (0 = none).
 
 Rate limits are token buckets in the Rust core (`_core.TokenBucket`). Bucket tables are bounded:
 when one grows past `_MAX_KEYS`, buckets that have refilled completely (idle clients) are dropped,
@@ -25,6 +25,8 @@ class BucketTable:
         self._buckets: dict[str, _core.TokenBucket] = {}
 
     def allow(self, key: str, cost: float = 1.0) -> bool:
+        if self.rate <= 0:
+            return True  # no limit configured
         now = _now_ms()
         bucket = self._buckets.get(key)
         if bucket is None:
@@ -64,7 +66,7 @@ class AddressConnections:
 
     def try_add(self, address: str) -> bool:
         count = self._counts.get(address, 0)
-        if count >= self.limit:
+        if 0 < self.limit <= count:
             return False
         self._counts[address] = count + 1
         return True
