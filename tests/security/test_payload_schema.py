@@ -6,7 +6,6 @@ import csv
 from pathlib import Path
 
 import pytest
-
 from unified_events.security import payloads
 
 TSV = Path("/work/shared/reference/unified-event-columns.tsv")

@@ -79,10 +79,53 @@ async def validator(token):
         return {"valid": True, "allowedTopics": ["orders.*"]}
     return {"valid": False, "error": "unknown token"}
 
+def sync_validator(token):  # the original's acceptance cases (original-system.md §11 K.68-69)
+    if token == "valid-token":
+        return True
+    if token == "scoped":
+        return {"valid": True, "allowedTopics": ["public.*", "user.*"]}
+    return False
+
 logging.basicConfig(level=logging.INFO)
 config = load_config(sys.argv[1])
-uvloop.run(serve(config, EventStream(config, token_validator=validator)))
+chosen = validator if sys.argv[2] == "async" else sync_validator
+uvloop.run(serve(config, EventStream(config, token_validator=chosen)))
 """
+
+
+def _embedded(tmp_path, kind):
+    from tests.conftest import Server
+
+    script = tmp_path / "embed.py"
+    script.write_text(textwrap.dedent(_ASYNC_VALIDATOR_SERVER))
+    http_port, ws_port = free_port(), free_port()
+    config = tmp_path / f"embed-{kind}.toml"
+    write_config(config, {"http_port": http_port, "ws_port": ws_port, "data_dir": str(tmp_path / "e"),
+                          "require_auth": True})
+    log_path = tmp_path / f"embed-{kind}.log"
+    proc = subprocess.Popen([sys.executable, str(script), str(config), kind], stdout=log_path.open("w"),
+                            stderr=subprocess.STDOUT)
+    server = Server(proc, http_port, ws_port, log_path)
+    try:
+        server.wait_for(lambda: "listening ws" in server.log(), timeout=20)
+    except AssertionError:
+        server.stop()
+        raise
+    return server
+
+
+def test_sync_custom_validator(tmp_path):
+    server = _embedded(tmp_path, "sync")
+    try:
+        assert upgrade_status(server, "orders") == 401
+        assert upgrade_status(server, "orders", query="token=valid-token") == 101
+        assert upgrade_status(server, "orders", headers=bearer("valid-token")) == 101
+        assert upgrade_status(server, "orders", query="token=nope") == 401
+        assert upgrade_status(server, "admin.secrets", query="token=scoped") == 403
+        assert upgrade_status(server, "user.123", query="token=scoped") == 101
+        assert server.json("GET", "/stats", headers=bearer("valid-token"))[0] == 200  # plain "valid": all rights
+    finally:
+        server.stop()
 
 
 def test_async_custom_validator(tmp_path):
@@ -90,22 +133,11 @@ def test_async_custom_validator(tmp_path):
     then closed 4401/4003 if the validator refuses; frames sent meanwhile are kept."""
     from websockets.exceptions import ConnectionClosed
 
-    script = tmp_path / "embed.py"
-    script.write_text(textwrap.dedent(_ASYNC_VALIDATOR_SERVER))
-    http_port, ws_port = free_port(), free_port()
-    config = tmp_path / "embed.toml"
-    write_config(config, {"http_port": http_port, "ws_port": ws_port, "data_dir": str(tmp_path / "e"),
-                          "require_auth": True})
-    log = (tmp_path / "embed.log").open("w")
-    proc = subprocess.Popen([sys.executable, str(script), str(config)], stdout=log, stderr=subprocess.STDOUT)
+    server = _embedded(tmp_path, "async")
     try:
-        from tests.conftest import Server
-
-        server = Server(proc, http_port, ws_port, tmp_path / "embed.log")
-        server.wait_for(lambda: "listening ws" in server.log(), timeout=20)
-        ws = server.connect("orders.x", query="token=good")
-        ws.send('{"type":"ping"}')
-        assert recv_json(ws)["type"] == "pong"
+        ws = server.connect("orders.x", query="token=good", welcome=False)
+        ws.send('{"type":"ping"}')  # sent before the validator has answered: kept until it has
+        assert [recv_json(ws)["type"], recv_json(ws)["type"]] == ["connected", "pong"]
         bad = server.connect("orders.x", query="token=bad", welcome=False)
         with pytest.raises(ConnectionClosed) as closed:
             bad.recv(timeout=10)
