@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
+
 from unified_events.security import payloads
 
 TSV = Path("/work/shared/reference/unified-event-columns.tsv")
