@@ -1,8 +1,10 @@
-"""Fuzz a running server (Hypothesis, bounded to about 40 s) while a healthy client keeps working.
+"""Fuzz a running server (Hypothesis, bounded to about 30 s) while a healthy client keeps working.
 
 Malformed HTTP requests (methods, paths, query strings, headers, bodies), WebSocket upgrade
 requests, and WebSocket frames written by hand (text, binary, invalid UTF-8, oversized,
-fragmented, bad opcodes, reserved bits) are thrown at the server. Each bad input must get an
+fragmented, bad opcodes, reserved bits) are thrown at the server, and arbitrary bearer tokens
+(strings, and tokens signed with the right key holding arbitrary claims) at a second server with
+require_auth on. Each bad input must get an
 answer below 500, an error frame, or a close; meanwhile a subscriber receives every event the
 publisher had acknowledged, in order, on a connection that never drops.
 """
@@ -19,16 +21,18 @@ import threading
 import time
 from typing import Any
 
+import jwt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from tests.conftest import start_server
+from tests.security.conftest import AUTH_ENV, SECRET
 
 MAX_BYTES = 8192
 OUTCOMES: collections.Counter[tuple[str, int | None]] = collections.Counter()  # printed with -s
-PHASE_SECONDS = {"http": 12.0, "upgrade": 6.0, "frames": 12.0}
+PHASE_SECONDS = {"http": 9.0, "upgrade": 4.0, "frames": 10.0, "auth": 7.0}
 # Each round is a fresh Hypothesis run; rounds repeat until the phase's time is used up.
 _FUZZ = settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 
@@ -41,6 +45,13 @@ def srv(tmp_path_factory):
         "limits": {"strict_payloads": True, "publish_per_second_per_address": 100000,
                    "publish_burst_per_address": 100000},
     })
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def auth_srv(tmp_path_factory):
+    server = start_server(tmp_path_factory.mktemp("fuzzauth"), {"require_auth": True}, env=AUTH_ENV)
     yield server
     server.stop()
 
@@ -220,8 +231,15 @@ _FRAME = st.one_of(
 )
 
 
+_CLAIMS = st.dictionaries(st.sampled_from(["sub", "role", "exp", "iat", "nbf", "sub_topics", "pub_topics", "aud"]),
+                          _JSON_VALUES, max_size=7)
+# Tokens signed with the server's secret but holding arbitrary claims, and arbitrary strings.
+_TOKENS = st.one_of(_CLAIMS.map(lambda claims: jwt.encode(claims, SECRET, algorithm="HS256")),
+                    st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=60))
+
+
 @pytest.mark.timeout(240)
-def test_fuzz_keeps_serving(srv):
+def test_fuzz_keeps_serving(srv, auth_srv):
     healthy = Healthy(srv)
 
     @_FUZZ
@@ -266,11 +284,26 @@ def test_fuzz_keeps_serving(srv):
         OUTCOMES[(kind, code)] += 1
         assert kind in ("alive", "eof") or (code is not None and 1000 <= code < 5000), (frames, kind, code)
 
+    @_FUZZ
+    @given(token=_TOKENS, path=_PATHS, method=st.sampled_from(["GET", "POST"]), body=_BODIES,
+           topics=st.lists(st.sampled_from(["orders", "orders.*", "*", "a.b", "../x", "x" * 300]), max_size=3))
+    def fuzz_auth(token: str, path: str, method: str, body: bytes, topics: list[str]) -> None:
+        request = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+                   f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode("latin-1") + body
+        status = _http(auth_srv.http_port, request)
+        assert status is None or status < 500 or status == 501, (request[:300], status)
+        query = "&".join([f"token={token}"] + [f"topic={t}" for t in topics])
+        sock, status, _ = _handshake(auth_srv.ws_port, f"/events?{query}")
+        sock.close()
+        assert status == 101 or 400 <= status < 500, (token, topics, status)
+
     try:
-        rounds = [_run_for("http", fuzz_http), _run_for("upgrade", fuzz_upgrade), _run_for("frames", fuzz_frames)]
+        rounds = [_run_for("http", fuzz_http), _run_for("upgrade", fuzz_upgrade), _run_for("frames", fuzz_frames),
+                  _run_for("auth", fuzz_auth)]
     finally:
         healthy.stop.set()
     print("fuzz rounds", rounds, "frame outcomes", dict(OUTCOMES), "acknowledged", len(healthy.acked))
     assert srv.process.poll() is None, srv.log()
+    assert auth_srv.process.poll() is None, auth_srv.log()
     healthy.finish()
     assert srv.json("GET", "/health")[0] == 200
