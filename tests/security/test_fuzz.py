@@ -4,9 +4,9 @@ Malformed HTTP requests (methods, paths, query strings, headers, bodies), WebSoc
 requests, and WebSocket frames written by hand (text, binary, invalid UTF-8, oversized,
 fragmented, bad opcodes, reserved bits) are thrown at the server, and arbitrary bearer tokens
 (strings, and tokens signed with the right key holding arbitrary claims) at a second server with
-require_auth on. Each bad input must get an
-answer below 500, an error frame, or a close; meanwhile a subscriber receives every event the
-publisher had acknowledged, in order, on a connection that never drops.
+require_auth on. Each bad input must get an answer below 500, an error frame, or a close;
+meanwhile a subscriber receives every event the publisher had acknowledged, in order, on a
+connection that never drops.
 """
 
 from __future__ import annotations
