@@ -156,7 +156,7 @@ def start_server(tmp_path: Path, settings: dict[str, Any] | None = None, env: di
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode}:\n{server.log()}")
         text = server.log()
-        if "listening http://" in text and "listening ws://" in text:
+        if "listening http" in text and "listening ws" in text:
             return server
         time.sleep(0.05)
     server.stop(signal.SIGKILL)

@@ -1,8 +1,9 @@
-"""Token checks available before full JWT verification lands.
+"""Token helpers shared by the protocol and security/.
 
 `check_token_format` is the original's default refresh check (original-system.md §3.6): three
-base64url segments, and an `exp` in the past is refused. It does NOT verify a signature; with
-`require_auth = true` the server needs a validator (see `EventStream(token_validator=...)`).
+base64url segments, and an `exp` in the past is refused. It does NOT verify a signature, so it
+only decides a refresh when no key, no validator and no require_auth are configured; otherwise
+security/ws_guard.py verifies the token (security/tokens.py) and replaces the connection's rights.
 """
 
 from __future__ import annotations

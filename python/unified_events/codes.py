@@ -3,11 +3,16 @@
 Close codes (WebSocket):
   1000 normal · 1001 server shutdown · 1008 policy violation · 1009 frame too big
   1013 slow consumer (try again later; reconnect with lastEventId to replay)
-  4000-4999 are reserved for ours (token expiry comes with authentication)
+  4000-4999 are ours: 4001 token expired · 4003 forbidden (async validator refused a topic)
+  4029 too many connections from one address · 4401 unauthorized (async validator refused the token)
 """
 
 CLOSE_SHUTDOWN = 1001
 CLOSE_SLOW_CONSUMER = 1013
+CLOSE_TOKEN_EXPIRED = 4001
+CLOSE_FORBIDDEN = 4003
+CLOSE_TOO_MANY_CONNECTIONS = 4029
+CLOSE_UNAUTHORIZED = 4401
 
 SHUTDOWN_CLOSE_REASON = "Server shutdown"
 SHUTDOWN_REASON = "Server is shutting down"
@@ -32,5 +37,6 @@ MAX_TOPICS = "Service Unavailable - Max Topics"
 SHUTTING_DOWN = "Service Unavailable - Shutting Down"
 UNAUTHORIZED = "Unauthorized"
 FORBIDDEN_TOPIC = "Forbidden - Topic not allowed"
+TOO_MANY_CONNECTIONS = "Too many connections from this address"
 
 ERRORS_TOPIC = "_errors"

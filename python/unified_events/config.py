@@ -49,6 +49,64 @@ class FanOutConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    """Stream tokens and sign-in (security/). Keys and secrets come from the environment only:
+    UE_AUTH_SECRET (alias BETTER_AUTH_SECRET) signs HS256 tokens; UE_METRICS_TOKEN opens /metrics
+    to a scraper; GITHUB_/GOOGLE_CLIENT_ID and _SECRET enable OAuth sign-in."""
+
+    algorithm: str = "HS256"           # HS256 (secret), RS256 or ES256 (public key or JWKS)
+    public_key_file: str = ""          # PEM public key for RS256/ES256
+    jwks_file: str = ""                # or a JWKS JSON file (key chosen by the token's kid)
+    allow_insecure: bool = False       # production without require_auth / TLS (a proxy does both)
+    expiry_notice_s: int = 60          # token_expiring this long before a connection's token ends
+    metrics_loopback: bool = False     # /metrics open to 127.0.0.1/::1 without a token
+    auth_domain: str = ""              # host of the sign-in domain (return_to may point here)
+    allowed_domain_patterns: tuple[str, ...] = ()  # where return_to may point: *.example.com, example.com
+    login_token_ttl_s: int = 300       # stream token handed out after OAuth sign-in
+    login_role: str = "subscriber"
+    login_sub_topics: tuple[str, ...] = ()
+    login_pub_topics: tuple[str, ...] = ()
+    github_authorize_url: str = "https://github.com/login/oauth/authorize"
+    github_token_url: str = "https://github.com/login/oauth/access_token"
+    github_user_url: str = "https://api.github.com/user"
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_user_url: str = "https://openidconnect.googleapis.com/v1/userinfo"
+    public_url: str = ""               # this server's external base URL (OAuth callback); default from the request
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """TLS on both listeners (minimum TLS 1.2)."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    https_only: bool = False           # refuse to start without TLS (always so in production)
+    hsts_max_age_s: int = 31_536_000
+
+
+@dataclass(frozen=True)
+class CorsConfig:
+    allowed_origins: tuple[str, ...] = ()  # exact origins; "*" is refused in production
+    allow_credentials: bool = False
+    max_age_s: int = 600
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Per-client limits; each refusal is a 4xx or close code and a `refused` metric."""
+
+    # 0 = no limit (the default: load tests and a proxy in front all come from one address);
+    # the example file's [env.production.limits] sets them.
+    max_connections_per_address: int = 0
+    publish_per_second_per_token: float = 0.0
+    publish_burst_per_token: float = 0.0
+    publish_per_second_per_address: float = 0.0
+    publish_burst_per_address: float = 0.0
+    strict_payloads: bool = False      # enforce UnifiedEvent column types (400 naming the field)
+
+
+@dataclass(frozen=True)
 class Config:
     # --- EventStreamConfig (original-system.md §4), snake_case, original defaults
     hot_tier_retention_ms: int = 300_000
@@ -63,6 +121,10 @@ class Config:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     coalescing: CoalescingConfig = field(default_factory=CoalescingConfig)
     fan_out: FanOutConfig = field(default_factory=FanOutConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    cors: CorsConfig = field(default_factory=CorsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
     # --- the server's own settings
     environment: str = "development"
     host: str = "127.0.0.1"
@@ -86,6 +148,10 @@ _SECTIONS: dict[str, type] = {
     "rate_limit": RateLimitConfig,
     "coalescing": CoalescingConfig,
     "fan_out": FanOutConfig,
+    "auth": AuthConfig,
+    "tls": TlsConfig,
+    "cors": CorsConfig,
+    "limits": LimitsConfig,
 }
 
 # Lower bounds for numeric keys (inclusive); keys not listed must be >= 1.
@@ -96,6 +162,11 @@ _MINIMUMS: dict[str, float] = {
     "http_port": 0,  # 0 = pick a free port (tests)
     "ws_port": 0,
     "hot_tier_retention_ms": 1,
+    "limits.max_connections_per_address": 0,  # 0 = no limit; rates may be fractional
+    "limits.publish_per_second_per_token": 0,
+    "limits.publish_burst_per_token": 0,
+    "limits.publish_per_second_per_address": 0,
+    "limits.publish_burst_per_address": 0,
 }
 
 DEFAULT_CONFIG_FILE = "unified-events.toml"
@@ -209,6 +280,10 @@ def _build_section(name: str, cls: type, value: Any) -> Any:
 
 
 def _check_value(key: str, value: Any, default: Any) -> Any:
+    if isinstance(default, tuple):  # a list of strings (patterns, origins)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(key, value, "a list of non-empty strings")
+        return tuple(value)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(key, value, "true or false")
@@ -237,3 +312,27 @@ def _check_cross_field(config: Config) -> None:
         raise ConfigError("ws_port", config.ws_port, "a port different from http_port (HTTP and WebSocket listen apart)")
     if config.max_body_bytes > config.hot_tier_max_bytes:
         raise ConfigError("max_body_bytes", config.max_body_bytes, "at most hot_tier_max_bytes")
+    _check_security(config)
+
+
+def _check_security(config: Config) -> None:
+    """Checks that need only the file; those that need secrets run at start (security/startup.py)."""
+    auth, tls = config.auth, config.tls
+    if auth.algorithm not in ("HS256", "RS256", "ES256"):
+        raise ConfigError("auth.algorithm", auth.algorithm, "one of HS256, RS256, ES256")
+    if auth.algorithm != "HS256" and not (auth.public_key_file or auth.jwks_file) and config.require_auth:
+        raise ConfigError("auth.public_key_file", "", f"a PEM public key or auth.jwks_file for {auth.algorithm}")
+    if auth.login_role not in ("admin", "publisher", "subscriber"):
+        raise ConfigError("auth.login_role", auth.login_role, "one of admin, publisher, subscriber")
+    if bool(tls.cert_file) != bool(tls.key_file):
+        raise ConfigError("tls.key_file" if tls.cert_file else "tls.cert_file", "",
+                          "both tls.cert_file and tls.key_file, or neither")
+    limits = config.limits
+    for kind in ("token", "address"):
+        rate, burst = getattr(limits, f"publish_per_second_per_{kind}"), getattr(limits, f"publish_burst_per_{kind}")
+        if (rate > 0) != (burst > 0) or 0 < burst < 1:
+            raise ConfigError(f"limits.publish_burst_per_{kind}", burst,
+                              f"at least 1 when limits.publish_per_second_per_{kind} is set (both 0 = no limit)")
+    if config.environment == "production" and "*" in config.cors.allowed_origins:
+        raise ConfigError("cors.allowed_origins", list(config.cors.allowed_origins),
+                          "explicit origins in production (a wildcard is refused)")

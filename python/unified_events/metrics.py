@@ -29,6 +29,8 @@ class Metrics:
     events_accepted: int = 0
     dedup_hits: int = 0
     slow_consumer_closes: int = 0
+    # Requests, connections and frames refused by security/ (auth, limits), by reason.
+    refused: collections.Counter[str] = field(default_factory=collections.Counter)
     started_at: float = field(default_factory=time.time)
     last_event_at_ms: int | None = None
     _latencies: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=_LATENCY_WINDOW))
@@ -114,6 +116,10 @@ def prometheus_text(snapshot: dict[str, Any], metrics: Metrics) -> str:
     series("eventstream_dedup_hits_total", "counter", "Duplicate events dropped", snapshot["dedupHits"])
     series("eventstream_slow_consumer_closes_total", "counter", "Connections closed as slow consumers",
            snapshot["slowConsumerCloses"])
+    lines.append("# HELP eventstream_refused_total Requests, connections and frames refused, by reason")
+    lines.append("# TYPE eventstream_refused_total counter")
+    for reason, count in sorted(snapshot.get("refused", {}).items()):
+        lines.append(f'eventstream_refused_total{{reason="{reason}"}} {count}')
     series("eventstream_hot_events", "gauge", "Events in the hot tier", snapshot["hotTierRows"])
     series("eventstream_hot_bytes", "gauge", "Bytes held by the hot tier", snapshot["hotTierBytes"])
     series("eventstream_topics", "gauge", "Subscription keys with at least one subscriber", snapshot["topicCount"])

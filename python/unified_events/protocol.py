@@ -26,6 +26,7 @@ class ClientSession:
         self.stream = stream
         self.conn = conn
         self._tasks: set[asyncio.Task[None]] = set()
+        self.guard: Any = None  # security.ws_guard.ConnectionGuard: permissions, limits, token lifetime
 
     def send(self, message: dict[str, Any]) -> None:
         self.stream.send_control(self.conn, orjson.dumps(message))
@@ -45,6 +46,8 @@ class ClientSession:
         if not isinstance(message, dict):
             return  # like an unknown type: ignored, the socket stays open
         kind = message.get("type")
+        if self.guard is not None and not self.guard.frame_allowed(kind, message):
+            return
         if kind == "subscribe":
             self._subscribe(message.get("topics", []))
         elif kind == "unsubscribe":
@@ -84,6 +87,9 @@ class ClientSession:
                 self.stream.remove_subscription(self.conn, topic)
 
     async def _refresh(self, token: Any) -> None:
+        if self.guard is not None and self.guard.handles_refresh:
+            await self.guard.refresh(token)  # verifies the signature and replaces the rights
+            return
         validator = self.stream.refresh_validator
         if validator is None or not isinstance(token, str) or token == "":
             # An empty or non-string token never reaches a validator; without one, the format

@@ -12,7 +12,6 @@ Everything here runs on the event loop thread; nothing is locked.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +23,7 @@ import orjson
 from . import _core, codes
 from .auth import TokenDecision, decision_from
 from .config import Config
-from .errors import ConfigError, EventValidationError, ShuttingDownError
+from .errors import EventValidationError, ShuttingDownError
 from .eventlog import EventLog, MemoryOnlyLog
 from .events import (
     Accepted, error_event, generate_id, iso_from_ms, now_ms, parse_body, parse_timestamp_ms, topic_error,
@@ -116,13 +115,9 @@ class EventStream:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        if self.config.require_auth and self.token_validator is None:
-            raise ConfigError("require_auth", True,
-                              "needs a token validator (EventStream(token_validator=...)); "
-                              "JWT verification from UE_AUTH_SECRET is not available yet")
-        if inspect.iscoroutinefunction(self.token_validator):
-            raise ConfigError("token_validator", self.token_validator,
-                              "a synchronous callable (the upgrade check cannot await)")
+        from .security import check_startup
+
+        check_startup(self)  # require_auth without a key, production without auth: refuse with a reason
         self._loop = asyncio.get_running_loop()
         self.started = True
         self._schedule(self.config.cleanup_interval_ms / 1000, self._cleanup_tick)
@@ -472,6 +467,7 @@ class EventStream:
             "dedupStats": {"deduplicatedCount": self.dedup.duplicates, "uniqueCount": self.dedup.uniques},
             "backpressureNotices": hub["backpressure_notices"],
             "slowConsumerCloses": m.slow_consumer_closes,
+            "refused": dict(m.refused),
             "queuedBytes": hub["queued_bytes"],
             "hotTierRows": len(self.hot),
             "hotTierBytes": self.hot.bytes_used,

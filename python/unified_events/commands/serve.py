@@ -48,6 +48,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"unified-events: {exc}", file=sys.stderr)
         return 2
     if args.check:
+        try:  # the start-up refusals too: missing secret or key, production without auth or TLS
+            from ..security import check_listeners, check_startup
+            from ..stream import EventStream
+
+            check_startup(EventStream(config))
+            check_listeners(config)
+        except ConfigError as exc:
+            print(f"unified-events: {exc}", file=sys.stderr)
+            return 2
         data = dataclasses.asdict(config)
         if args.json:
             print(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())

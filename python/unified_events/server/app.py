@@ -13,6 +13,10 @@ from granian.server.embed import Server as GranianServer
 from picows import ws_create_server
 
 from ..config import Config
+from ..security import check_listeners
+from ..security.http_guard import GuardedApp
+from ..security.oauth import OAuth
+from ..security.tls import granian_tls, server_ssl_context
 from ..stream import EventStream
 from .http import HttpApp
 from .ws import make_factory
@@ -28,25 +32,31 @@ async def serve(config: Config, stream: EventStream | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     stream = stream or EventStream(config)
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
-    await stream.start()
+    await stream.start()  # refuses insecure auth settings first (security.check_startup)
+    try:
+        check_listeners(config)  # then TLS where it is required, before anything binds
+    except Exception:
+        await stream.stop(0)
+        raise
     loop = asyncio.get_running_loop()
 
     ws_server = await ws_create_server(
         make_factory(stream), config.host, config.ws_port,
         max_frame_size=config.max_frame_bytes,
         enable_auto_ping=True, auto_ping_idle_timeout=_AUTO_PING_IDLE_S, auto_ping_reply_timeout=_AUTO_PING_REPLY_S,
-        backlog=1024,
+        backlog=1024, ssl=server_ssl_context(config),
     )
     ws_port = ws_server.sockets[0].getsockname()[1]
     http_port = config.http_port or _free_port(config.host)
     granian = GranianServer(
-        HttpApp(stream), address=config.host, port=http_port, interface=Interfaces.RSGI,
-        websockets=False, log_enabled=False, backlog=1024,
+        GuardedApp(HttpApp(stream), stream, OAuth.from_config(stream)), address=config.host, port=http_port,
+        interface=Interfaces.RSGI, websockets=False, log_enabled=False, backlog=1024, **granian_tls(config),
     )
     http_task = loop.create_task(granian.serve())
     await _wait_listening(config.host, http_port, http_task)
-    log.info("listening http://%s:%d", config.host, http_port)
-    log.info("listening ws://%s:%d/events", config.host, ws_port)
+    scheme = "s" if config.tls.cert_file else ""
+    log.info("listening http%s://%s:%d", scheme, config.host, http_port)
+    log.info("listening ws%s://%s:%d/events", scheme, config.host, ws_port)
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

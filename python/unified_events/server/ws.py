@@ -7,7 +7,10 @@ answers a plain `GET /health`.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import logging
+import struct
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,14 +27,19 @@ from picows import (
 )
 
 from .. import codes
-from ..auth import bearer_token, topic_allowed
+from ..auth import bearer_token
 from ..events import topic_error
 from ..protocol import ClientSession
+from ..security import TokenRejected, security_for
+from ..security.headers import security_headers
+from ..security.tokens import Rights
+from ..security.ws_guard import ConnectionGuard
 from ..stream import Connection, EventStream
 
 log = logging.getLogger("unified_events.ws")
 
 WS_PATHS = ("/events", "/")
+_MAX_EARLY_FRAMES = 100
 _JSON = {"Content-Type": "application/json"}
 _TEXT = {"Content-Type": "text/plain"}
 
@@ -55,41 +63,100 @@ class TransportSink:
         try:
             close_code = WSCloseCode(code)
         except ValueError:
-            close_code = WSCloseCode.POLICY_VIOLATION
+            # picows' enum stops at 1014: our 4000-4999 codes (codes.py) are framed by hand.
+            message = reason.encode()[:123]
+            self.raw.write(bytes((0x88, 2 + len(message))) + struct.pack("!H", code) + message)
+            self.transport.disconnect()
+            return
         self.transport.send_close(close_code, reason.encode())
         self.transport.disconnect()
 
 
 class EventsListener(WSListener):  # type: ignore[misc]
-    def __init__(self, stream: EventStream, topics: list[str], allowed_topics: list[str] | None,
+    def __init__(self, stream: EventStream, topics: list[str], rights: Any, authenticated: bool,
                  last_event_id: str | None, from_timestamp: int | None) -> None:
         super().__init__()
         self.stream = stream
         self.topics = topics
-        self.allowed_topics = allowed_topics
+        self.rights = rights  # Rights, or an awaitable of them (async token validator)
+        self.authenticated = authenticated
+        self.address = "unknown"
         self.last_event_id = last_event_id
         self.from_timestamp = from_timestamp
         self.conn: Connection | None = None
         self.session: ClientSession | None = None
+        self.guard: ConnectionGuard | None = None
+        self.transport: WSTransport | None = None
+        self._early: list[bytes] | None = None  # frames received while an async validator runs
         self._fragments: list[bytes] | None = None
         self._fragment_bytes = 0
 
     def on_ws_connected(self, transport: WSTransport) -> None:
+        self.transport = transport
+        security = security_for(self.stream)
+        peer = transport.underlying_transport.get_extra_info("peername")
+        address = str(peer[0]) if peer else "unknown"
+        if not security.connections.try_add(address):
+            # picows' upgrade factory does not see the peer address, so this limit closes after the upgrade.
+            security.refuse("connections_per_address")
+            TransportSink(transport).close(codes.CLOSE_TOO_MANY_CONNECTIONS, codes.TOO_MANY_CONNECTIONS)
+            return
+        self.address = address
+        if inspect.isawaitable(self.rights):
+            # An async validator cannot run in the (synchronous) upgrade: accept, then decide before
+            # subscribing anything; frames sent meanwhile wait.
+            self._early = []
+            asyncio.get_running_loop().create_task(self._finish_async_auth(self.rights))
+            return
+        self._open(self.rights)
+
+    async def _finish_async_auth(self, pending: Any) -> None:
+        rights = await pending
+        assert self.transport is not None
+        if self.transport.is_disconnected:
+            security_for(self.stream).connections.remove(self.address)
+            return
+        reason = None
+        if rights is None:
+            reason = ("token_rejected", codes.CLOSE_UNAUTHORIZED, codes.UNAUTHORIZED)
+        elif not all(rights.may_subscribe(t) for t in self.topics):
+            reason = ("forbidden_topic", codes.CLOSE_FORBIDDEN, codes.FORBIDDEN_TOPIC)
+        if reason is not None:
+            security_for(self.stream).refuse(reason[0])
+            security_for(self.stream).connections.remove(self.address)
+            TransportSink(self.transport).close(reason[1], reason[2])
+            return
+        self._open(rights)
+        early, self._early = self._early or [], None
+        for data in early:
+            self._deliver(data)
+
+    def _open(self, rights: Rights) -> None:
+        assert self.transport is not None
         stream = self.stream
-        conn = stream.open_connection(TransportSink(transport), self.allowed_topics)
+        allowed = list(rights.sub_topics) if rights.sub_topics is not None else None
+        conn = stream.open_connection(TransportSink(self.transport), allowed)
         self.conn = conn
         self.session = ClientSession(stream, conn)
+        self.guard = ConnectionGuard(security_for(stream), self.session, rights, self.address, self.authenticated)
+        self.session.guard = self.guard
         for topic in self.topics:
             stream.add_subscription(conn, topic)
         self.session.send({"type": "connected", "connectionId": conn.connection_id, "topics": self.topics})
         stream.replay(conn, self.topics, self.last_event_id, self.from_timestamp)
+        self.guard.start()
+
+    def _deliver(self, data: bytes) -> None:
+        if self.session is not None:
+            self.session.on_message(data)
+        elif self._early is not None and len(self._early) < _MAX_EARLY_FRAMES:
+            self._early.append(data)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         kind = frame.msg_type
         if kind in (WSMsgType.TEXT, WSMsgType.BINARY):
             if frame.fin:
-                assert self.session is not None
-                self.session.on_message(frame.get_payload_as_bytes())
+                self._deliver(frame.get_payload_as_bytes())
             else:
                 self._fragments = [frame.get_payload_as_bytes()]
                 self._fragment_bytes = frame.payload_size
@@ -97,19 +164,21 @@ class EventsListener(WSListener):  # type: ignore[misc]
             self._fragment_bytes += frame.payload_size
             if self._fragment_bytes > self.stream.config.max_frame_bytes:
                 self._fragments = None
+                security_for(self.stream).refuse("frame_too_large")
                 transport.send_close(WSCloseCode.MESSAGE_TOO_BIG, b"message too big")
                 transport.disconnect()
                 return
             self._fragments.append(frame.get_payload_as_bytes())
             if frame.fin:
                 data, self._fragments = b"".join(self._fragments), None
-                assert self.session is not None
-                self.session.on_message(data)
+                self._deliver(data)
         elif kind == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code(), frame.get_close_message())
             transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.guard is not None:
+            self.guard.close()
         if self.conn is not None:
             self.stream.close_connection(self.conn)
 
@@ -125,8 +194,11 @@ class EventsListener(WSListener):  # type: ignore[misc]
 def make_factory(stream: EventStream) -> Any:
     """The picows listener factory: runs the upgrade checks for each request."""
 
+    base_headers = dict(security_headers(stream.config))
+
     def respond(status: int, body: bytes, headers: dict[str, str]) -> WSUpgradeResponseWithListener:
-        return WSUpgradeResponseWithListener(WSUpgradeResponse.create_error_response(status, body, headers), None)
+        return WSUpgradeResponseWithListener(
+            WSUpgradeResponse.create_error_response(status, body, {**base_headers, **headers}), None)
 
     def json_error(status: int, message: str) -> WSUpgradeResponseWithListener:
         return respond(status, orjson.dumps({"error": message}), _JSON)
@@ -138,7 +210,7 @@ def make_factory(stream: EventStream) -> Any:
             status = 503 if stream.shutting_down else 200
             if status == 200:
                 return WSUpgradeResponseWithListener(
-                    WSUpgradeResponse.create_ok_response(orjson.dumps(health), _JSON), None)
+                    WSUpgradeResponse.create_ok_response(orjson.dumps(health), {**base_headers, **_JSON}), None)
             return respond(status, orjson.dumps(health), _JSON)
         if url.path not in WS_PATHS:
             return json_error(404, "Not Found")
@@ -155,18 +227,23 @@ def make_factory(stream: EventStream) -> Any:
             if problem is not None:
                 return json_error(400, f"Invalid topic: {problem}")
         topics = list(dict.fromkeys(topics))  # a repeated topic is one subscription
+        security = security_for(stream)
         if stream.would_exceed_topics(topics):
+            security.refuse("max_topics")
             return respond(503, codes.MAX_TOPICS.encode(), _TEXT)
-        allowed: list[str] | None = None
+        rights: Any = security.anonymous()
         if stream.config.require_auth:
-            token = bearer_token(_first(query, "token"), request.headers.get("Authorization"))
-            if token is None:
-                return respond(401, codes.UNAUTHORIZED.encode(), {**_TEXT, "WWW-Authenticate": "Bearer"})
-            decision = stream.check_connect_token(token)
-            if not decision.valid:
-                return respond(401, codes.UNAUTHORIZED.encode(), {**_TEXT, "WWW-Authenticate": "Bearer"})
-            allowed = decision.allowed_topics
-            if not all(topic_allowed(allowed, t) for t in topics):
+            token = bearer_token(_first(query, "token"), request.headers.get("Authorization")) or \
+                security.session_token(request.headers.get("Cookie"), request.headers.get("Origin"))
+            try:
+                if token is None:
+                    raise TokenRejected("Token is empty or missing")
+                rights = security.authenticate(token)
+            except TokenRejected as exc:
+                security.refuse("token_rejected")
+                return respond(401, f"{codes.UNAUTHORIZED}: {exc}".encode(), {**_TEXT, "WWW-Authenticate": "Bearer"})
+            if isinstance(rights, Rights) and not all(rights.may_subscribe(t) for t in topics):
+                security.refuse("forbidden_topic")
                 return respond(403, codes.FORBIDDEN_TOPIC.encode(), _TEXT)
         last_event_id = _first(query, "lastEventId") or request.headers.get("Last-Event-ID") or None
         from_timestamp: int | None = None
@@ -175,8 +252,10 @@ def make_factory(stream: EventStream) -> Any:
             try:
                 from_timestamp = int(raw_from)
             except ValueError:
+                if inspect.iscoroutine(rights):
+                    rights.close()  # an async validator's pending check: never started
                 return json_error(400, "fromTimestamp must be epoch milliseconds (an integer)")
-        return EventsListener(stream, topics, allowed, last_event_id, from_timestamp)
+        return EventsListener(stream, topics, rights, stream.config.require_auth, last_event_id, from_timestamp)
 
     return factory
 
