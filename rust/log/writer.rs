@@ -18,6 +18,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -78,6 +79,10 @@ struct Shared {
     /// Signalled when `durable` advances or the writer fails (waiters wait on it).
     durable_cv: Condvar,
     marker: Marker,
+    /// An eventfd (or non-blocking pipe) the committer writes to after each advance of the
+    /// durable position or a failure, so an event loop can wait with epoll and no thread of its
+    /// own; -1 when unset. Owned by whoever set it; it must stay open until `close` returns.
+    notify_fd: AtomicI32,
 }
 
 pub struct LogWriter {
@@ -134,6 +139,7 @@ impl LogWriter {
             written_cv: Condvar::new(),
             durable_cv: Condvar::new(),
             marker,
+            notify_fd: AtomicI32::new(-1),
         });
         let committer = match durability {
             Durability::None => None,
@@ -216,6 +222,17 @@ impl LogWriter {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Have the committer signal `fd` (8-byte writes of 1: an eventfd counter) whenever the
+    /// durable position advances or the writer fails. -1 turns it off.
+    pub fn set_notify_fd(&self, fd: i32) {
+        self.shared.notify_fd.store(fd, Ordering::SeqCst);
+    }
+
+    /// The error that poisoned the writer, if any.
+    pub fn error(&self) -> Option<String> {
+        self.shared.lock().error.clone()
     }
 
     pub fn last_position(&self) -> u64 {
@@ -308,6 +325,18 @@ impl Drop for LogWriter {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self) {
+        let fd = self.notify_fd.load(Ordering::SeqCst);
+        if fd >= 0 {
+            // Borrow the fd without taking ownership. A full eventfd/pipe (EAGAIN) already
+            // holds a pending wakeup, so a failed write loses nothing.
+            let file = std::mem::ManuallyDrop::new(unsafe {
+                <File as std::os::fd::FromRawFd>::from_raw_fd(fd)
+            });
+            let _ = (&*file).write(&1u64.to_ne_bytes());
+        }
     }
 }
 
@@ -422,6 +451,8 @@ fn committer(sh: &Shared) {
         if let Err(e) = result {
             st.error = Some(format!("fsync failed: {e}"));
             sh.durable_cv.notify_all();
+            drop(st);
+            sh.notify();
             return;
         }
         st.synced = st.synced.max(target);
@@ -433,6 +464,8 @@ fn committer(sh: &Shared) {
             st.durable = st.durable.max(target);
             sh.marker.store(st.durable).ok();
             sh.durable_cv.notify_all();
+            drop(st);
+            sh.notify();
         }
     }
 }

@@ -54,6 +54,19 @@ impl PyDurableLog {
         })?)
     }
 
+    /// Write 1 (8 bytes) to this eventfd after every advance of the durable position or a
+    /// failure, so an event loop can `add_reader` it. The fd must stay open until `close`
+    /// returns; -1 turns it off.
+    fn set_notify_fd(&self, fd: i32) {
+        self.0.set_notify_fd(fd)
+    }
+
+    /// Why the writer stopped accepting appends (a write or fsync failed), or None.
+    #[getter]
+    fn error(&self) -> Option<String> {
+        self.0.error()
+    }
+
     #[getter]
     fn last_position(&self) -> u64 {
         self.0.last_position()
