@@ -192,6 +192,9 @@ class DurableLog:
     def close(self) -> None:
         """fsync everything written and stop the committer thread (idempotent)."""
 
+def encode_event_record(accepted: object, accepted_at_ms: int, /) -> bytes:
+    """The durable-log payload of an `events.Accepted` (layout in durable/records.py)."""
+
 class LogReader:
     """Read-only view of a log directory, usable from another process while the writer appends.
     Returns only complete, checksummed, durable records: never a torn tail."""
