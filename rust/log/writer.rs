@@ -6,11 +6,13 @@
 //!   advances the durable position. Publishers that arrive while an fsync runs are covered by
 //!   the next one: concurrent publishers share fsyncs (group commit). `wait_durable` blocks until
 //!   a position is covered.
-//! - `Interval(d)`: the committer fsyncs every `d`; positions count as durable when written.
-//!   A crash of the machine (not of the process: the page cache survives that) can lose the
-//!   last `d` of acknowledged records.
-//! - `None`: never fsync (except on close); durable when written. The OS decides what survives
-//!   a machine crash.
+//! - `Interval(d)`: the committer fsyncs every `d`; positions count as durable (acknowledged)
+//!   when written. A crash of the machine (not of the process: the page cache survives that)
+//!   can lose the last `d` of acknowledged records. Readers (`durable.pos`) see only fsynced
+//!   records, so they never take one that can still be lost.
+//! - `None`: never fsync (except on close); durable and visible to readers when written. The OS
+//!   decides what survives a machine crash; after one, positions a reader already took can be
+//!   reused by new records.
 //!
 //! An I/O error poisons the writer: every waiter and every later append fails, because bytes
 //! after a failed write or fsync cannot be trusted. Reopening (restart) recovers the log.
@@ -191,9 +193,13 @@ impl LogWriter {
         }
         if sh.durability != Durability::Fsync {
             st.durable = st.written;
-            // Readers see records once written; the interval committer fsyncs them later.
-            sh.marker.store(st.durable).ok();
             sh.durable_cv.notify_all();
+        }
+        if sh.durability == Durability::None {
+            // Never fsynced: readers see records once written. (Under `Interval` they see only
+            // fsynced ones, so an archiver never takes a record a machine crash can still take
+            // back, which would let the next records reuse its position.)
+            sh.marker.store(st.written).ok();
         }
         sh.written_cv.notify_one();
         Ok(st.written)
@@ -460,9 +466,9 @@ fn committer(sh: &Shared) {
         st.stats.fsync_total_us += us;
         st.stats.fsync_last_us = us;
         st.stats.fsync_max_us = st.stats.fsync_max_us.max(us);
+        sh.marker.store(st.synced).ok();
         if sh.durability == Durability::Fsync {
             st.durable = st.durable.max(target);
-            sh.marker.store(st.durable).ok();
             sh.durable_cv.notify_all();
             drop(st);
             sh.notify();
