@@ -193,6 +193,11 @@ class EventStream:
             await self._log.append([accepted for accepted, _ in fresh])
             for accepted, result in fresh:
                 result.delivered_to = self.deliver(accepted, to_all=to_all)
+        if len(fresh) < len(results):
+            # A duplicate is acknowledged only once its original is durable (the log's barrier).
+            barrier = getattr(self._log, "barrier", None)
+            if barrier is not None and any(isinstance(r, PublishResult) and r.duplicate for r in results):
+                await barrier()
         return results
 
     def deliver(self, accepted: Accepted, *, to_all: bool = False) -> int:

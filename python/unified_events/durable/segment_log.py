@@ -51,11 +51,24 @@ class SegmentLog:
             return
         accepted_at = now_ms()
         last = self._writer.append([encode(a, accepted_at) for a in events])
-        if self.durability != "fsync" or self._writer.durable_position >= last:
-            return
+        if self.durability == "fsync" and self._writer.durable_position < last:
+            await self._wait(last)
+
+    async def barrier(self) -> None:
+        """Return once everything written so far is durable; raise if the log has failed.
+        A duplicate is acknowledged only after this: its original may still be in an fsync, or
+        may have been lost by a failed write (the dedup cache remembers it either way)."""
+        error = self._writer.error
+        if error is not None:
+            raise OSError(error)
+        last = self._writer.last_position
+        if self.durability == "fsync" and self._writer.durable_position < last:
+            await self._wait(last)
+
+    async def _wait(self, position: int) -> None:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._waiters.append((last, future))
+        self._waiters.append((position, future))
         if self._event_fd is None:
             self._watch(loop)
         await future
