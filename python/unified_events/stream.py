@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
@@ -225,7 +225,7 @@ class EventStream:
             accepted.trace_id, accepted.session_id, accepted.correlation_id, accepted.frame, accepted.record,
         )
 
-    def restore(self, events: Sequence[tuple[Accepted, int]], now: int | None = None) -> int:
+    def restore(self, events: Iterable[tuple[Accepted, int]], now: int | None = None) -> int:
         """After a restart: put events read back from the durable log, as (event, accepted_at_ms)
         in log order, into the hot tier and the dedup window, without fan-out. Call before
         `start`. Returns how many remain in the hot tier after retention."""

@@ -45,3 +45,19 @@ def test_restore_rebuilds_hot_tier_and_dedup_from_the_log(tmp_path):
 
     asyncio.run(publish_then_close())
     asyncio.run(reopen())
+
+
+def test_recent_reads_only_the_newest_segments_within_max_bytes(tmp_path):
+    async def fill() -> None:
+        stream = EventStream(event_log=SegmentLog(tmp_path, "none", segment_bytes=4096))
+        await stream.start()
+        for i in range(40):
+            await stream.publish({"topic": "t", "event": {"id": f"e{i}"}})
+        await stream.stop()
+
+    asyncio.run(fill())
+    log = SegmentLog(tmp_path, "none", segment_bytes=4096)
+    everything = [a.id for a, _ in log.recent(60_000)]
+    assert everything == [f"e{i}" for i in range(40)]
+    newest = [a.id for a, _ in log.recent(60_000, max_bytes=8192)]
+    assert 0 < len(newest) < 40 and newest == everything[-len(newest):]

@@ -15,7 +15,7 @@ import collections
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import orjson
 
@@ -123,19 +123,34 @@ class SegmentLog:
 
     # ------------------------------------------------------------------ restart recovery
 
-    def recent(self, window_ms: int, now: int | None = None) -> list[tuple[Accepted, int]]:
-        """(event, accepted_at_ms) of every record in the segments written within `window_ms`,
-        in log order. Blocking (reads files): call it before serving."""
+    def recent(self, window_ms: int, max_bytes: int | None = None,
+               now: int | None = None) -> Iterator[tuple[Accepted, int]]:
+        """(event, accepted_at_ms) of the records in the segments written within `window_ms`, in
+        log order, read lazily. With `max_bytes`, only the newest segments holding about that
+        many bytes (the hot tier cannot keep more; it bounds start-up time and memory).
+        Events whose segment left the window but whose event time is still within retention
+        (timestamps in the future) are not restored. Blocking (reads files): call before serving."""
         reader = _core.LogReader(str(self.log_dir))
         start = reader.first_position_since((now_ms() if now is None else now) - window_ms)
-        out: list[tuple[Accepted, int]] = []
         if start is None:
-            return out
+            return
+        if max_bytes is not None:
+            start = max(start, self._first_position_of_newest(max_bytes))
         after = start - 1
         while batch := reader.read(after, _RESTORE_BATCH):
-            out.extend(decode_with_time(payload) for _, payload in batch)
+            for _, payload in batch:
+                yield decode_with_time(payload)
             after = batch[-1][0]
-        return out
+
+    def _first_position_of_newest(self, max_bytes: int) -> int:
+        """First position of the oldest of the newest segments that together hold >= max_bytes."""
+        total, first = 0, 1
+        for path in sorted(self.log_dir.glob("*.seg"), reverse=True):  # names are zero-padded positions
+            first = int(path.stem)
+            total += path.stat().st_size
+            if total >= max_bytes:
+                break
+        return first
 
     # ------------------------------------------------------------------ retention and stats
 

@@ -33,7 +33,7 @@ async def serve(config: Config, stream: EventStream | None = None) -> None:
         stream = EventStream(config, event_log=durable)
         # Rebuild the hot tier and the dedup window, so lastEventId replay and dedup survive a restart.
         window_ms = max(config.hot_tier_retention_ms, config.dedup_window_ms)
-        kept = stream.restore(durable.recent(window_ms))
+        kept = stream.restore(durable.recent(window_ms, config.hot_tier_max_bytes))
         log.info("durable log at position %d (%s); %d events restored to the hot tier",
                  durable.stats()["last_position"], config.durability, kept)
     await stream.start()
