@@ -320,3 +320,15 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn one_writer_per_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = LogWriter::open(tmp.path(), Durability::None, 1 << 20).unwrap();
+    let err = LogWriter::open(tmp.path(), Durability::None, 1 << 20)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("another writer"), "{err}");
+    w.close().unwrap();
+    LogWriter::open(tmp.path(), Durability::None, 1 << 20).unwrap();
+}

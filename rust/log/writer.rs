@@ -85,6 +85,8 @@ struct Shared {
     /// durable position or a failure, so an event loop can wait with epoll and no thread of its
     /// own; -1 when unset. Owned by whoever set it; it must stay open until `close` returns.
     notify_fd: AtomicI32,
+    /// `writer.lock`, locked while this writer is open: one writer per log, across processes.
+    lock: Mutex<Option<File>>,
 }
 
 pub struct LogWriter {
@@ -102,6 +104,7 @@ impl LogWriter {
     /// Open (or create) the log in `dir`, cutting a torn tail, and start the committer.
     pub fn open(dir: &Path, durability: Durability, segment_bytes: u64) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
+        let lock = lock_dir(dir)?;
         let (segments, written, torn) = recover(dir)?;
         let active_first = *segments.last().unwrap();
         let active_path = segment::path(dir, active_first);
@@ -142,6 +145,7 @@ impl LogWriter {
             durable_cv: Condvar::new(),
             marker,
             notify_fd: AtomicI32::new(-1),
+            lock: Mutex::new(Some(lock)),
         });
         let committer = match durability {
             Durability::None => None,
@@ -318,6 +322,8 @@ impl LogWriter {
             sh.marker.store(st.durable)?;
         }
         sh.durable_cv.notify_all();
+        drop(st);
+        sh.lock.lock().unwrap_or_else(|e| e.into_inner()).take(); // closing the file unlocks
         Ok(())
     }
 }
@@ -523,6 +529,26 @@ fn recover(dir: &Path) -> io::Result<(Vec<u64>, u64, u64)> {
     }
     let next = ends.last().unwrap().1;
     Ok((segments, next - 1, cut))
+}
+
+/// Take `dir/writer.lock` (an advisory lock the OS releases when the process dies, SIGKILL too).
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("writer.lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} is in use by another writer (another server on the same data_dir?)",
+                dir.display()
+            ),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 fn create_segment(dir: &Path, first: u64) -> io::Result<()> {
