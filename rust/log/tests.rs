@@ -332,3 +332,18 @@ fn one_writer_per_log() {
     w.close().unwrap();
     LogWriter::open(tmp.path(), Durability::None, 1 << 20).unwrap();
 }
+
+#[test]
+fn a_segment_of_another_format_is_refused_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = segment::path(tmp.path(), 1);
+    fs::write(&path, b"UELOG\0\0\x09 some future format").unwrap();
+    let err = LogWriter::open(tmp.path(), Durability::None, 1 << 20)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("format version"), "{err}");
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        b"UELOG\0\0\x09 some future format"
+    );
+}

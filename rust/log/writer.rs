@@ -499,7 +499,17 @@ fn recover(dir: &Path) -> io::Result<(Vec<u64>, u64, u64)> {
         let path = segment::path(dir, first);
         let mut scan = Scanner::open(&path, first)?;
         if scan.offset == 0 {
-            // Created but its magic never made it to disk: empty.
+            let head = fs::read(&path)?;
+            if head.len() >= SEGMENT_MAGIC.len() || !SEGMENT_MAGIC.starts_with(&head) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is not a log segment of this format version",
+                        path.display()
+                    ),
+                ));
+            }
+            // Created but its magic never made it to disk whole: an empty segment.
             fs::write(&path, SEGMENT_MAGIC)?;
             File::open(&path)?.sync_all()?;
             ends.push((first, first));
