@@ -97,6 +97,6 @@ async def _wait_listening(host: str, port: int, task: asyncio.Task[None], timeou
 
 def open_durable_log(config: Config) -> SegmentLog:
     """The server's log under `data_dir/log`. Opening cuts a torn tail; recovery of the hot tier
-    and dedup window happens in `restore_from_log`."""
+    and dedup window happens in `serve` (`EventStream.restore`)."""
     return SegmentLog(config.data_dir, config.durability, config.durability_interval_ms,
                       config.log_segment_bytes, config.hot_tier_retention_ms)
