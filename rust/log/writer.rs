@@ -192,7 +192,11 @@ impl LogWriter {
         }
         if let Err(e) = append_locked(sh, &mut st, payloads) {
             st.error = Some(e.to_string());
+            // Fail every waiter now (earlier appends included), and let the committer exit.
             sh.durable_cv.notify_all();
+            sh.written_cv.notify_all();
+            drop(st);
+            sh.notify();
             return Err(e);
         }
         if sh.durability != Durability::Fsync {
@@ -443,7 +447,7 @@ fn committer(sh: &Shared) {
                     }
                 }
                 _ => {
-                    while !st.closing && st.written == st.synced {
+                    while !st.closing && st.written == st.synced && st.error.is_none() {
                         st = sh.written_cv.wait(st).unwrap_or_else(|e| e.into_inner());
                     }
                 }
