@@ -110,6 +110,12 @@ impl LogWriter {
         let active_path = segment::path(dir, active_first);
         let active = OpenOptions::new().append(true).open(&active_path)?;
         let active_len = active.metadata()?.len();
+        // What a crashed process left in the page cache may not be on disk yet: make it so
+        // before readers may see it (only the last two segments can hold unsynced bytes).
+        for first in segments.iter().rev().take(2) {
+            File::open(segment::path(dir, *first))?.sync_all()?;
+        }
+        segment::sync_dir(dir)?;
         let marker = Marker::open(dir)?;
         marker.store(written)?;
         let mut bytes_on_disk = 0;
