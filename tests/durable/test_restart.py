@@ -29,7 +29,7 @@ def log_dir(tmp_path: Path) -> Path:
     return tmp_path / "data" / "log"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_replay_and_dedup_survive_a_restart(make_server, sig):
     srv = make_server()
     ids = [f"r-{i}" for i in range(10)]
