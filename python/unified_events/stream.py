@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
@@ -188,14 +188,16 @@ class EventStream:
             await self._log.append([accepted for accepted, _ in fresh])
             for accepted, result in fresh:
                 result.delivered_to = self.deliver(accepted, to_all=to_all)
+        if len(fresh) < len(results):
+            # A duplicate is acknowledged only once its original is durable (the log's barrier).
+            barrier = getattr(self._log, "barrier", None)
+            if barrier is not None and any(isinstance(r, PublishResult) and r.duplicate for r in results):
+                await barrier()
         return results
 
     def deliver(self, accepted: Accepted, *, to_all: bool = False) -> int:
         """Store and fan out an event that is already durable. Returns connections it was queued for."""
-        self.hot.insert(
-            accepted.id, accepted.topic, accepted.event_type, accepted.ns, accepted.timestamp_ms,
-            accepted.trace_id, accepted.session_id, accepted.correlation_id, accepted.frame, accepted.record,
-        )
+        self._store_hot(accepted)
         self.counters.events_accepted += 1
         self.counters.last_event_at_ms = accepted.timestamp_ms
         if to_all:
@@ -211,6 +213,24 @@ class EventStream:
             self._unflushed.append(time.perf_counter())
             self._schedule_flush()
         return count
+
+    def _store_hot(self, accepted: Accepted) -> None:
+        self.hot.insert(
+            accepted.id, accepted.topic, accepted.event_type, accepted.ns, accepted.timestamp_ms,
+            accepted.trace_id, accepted.session_id, accepted.correlation_id, accepted.frame, accepted.record,
+        )
+
+    def restore(self, events: Iterable[tuple[Accepted, int]], now: int | None = None) -> int:
+        """After a restart: put events read back from the durable log, as (event, accepted_at_ms)
+        in log order, into the hot tier and the dedup window, without fan-out. Call before
+        `start`. Returns how many remain in the hot tier after retention."""
+        for accepted, accepted_at_ms in events:
+            self.dedup.check_and_insert(accepted.topic, accepted.id, accepted_at_ms)
+            self._store_hot(accepted)
+        now = now_ms() if now is None else now
+        self.hot.evict_expired(now)
+        self.dedup.prune(now)
+        return len(self.hot)
 
     async def broadcast_all(self, event: dict[str, Any]) -> PublishResult:
         """The original `broadcast()`: send to every connection whatever it subscribes to."""
@@ -366,7 +386,14 @@ class EventStream:
                  if ttl > 0 and s.empty_at is not None and now - s.empty_at > ttl]
         for key in stale:
             del self._topic_stats[key]
-        return {"expired_events": expired, "pruned_dedup": pruned, "dropped_topic_stats": len(stale)}
+        result = {"expired_events": expired, "pruned_dedup": pruned, "dropped_topic_stats": len(stale)}
+        maintain = getattr(self._log, "maintain", None)  # durable-log segment retention
+        if maintain is not None:
+            try:
+                result["deleted_log_segments"] = maintain()
+            except OSError:
+                log.exception("durable log retention failed")
+        return result
 
     def _slow_consumer_tick(self) -> None:
         for conn_id in self.hub.take_slow_consumers(monotonic_ms()):
@@ -473,7 +500,13 @@ class EventStream:
             "hotTierBytes": self.hot.bytes_used,
             "uptimeSeconds": round(time.time() - m.started_at, 3),
             "process": process_usage(),
+            "durableLog": self.log_stats(),
         }
+
+    def log_stats(self) -> dict[str, Any] | None:
+        """The durable log's positions, fsyncs and size; None for a log without stats (memory)."""
+        stats = getattr(self._log, "stats", None)
+        return stats() if stats is not None else None
 
     def metrics_prometheus(self) -> str:
         return prometheus_text(self.metrics(), self.counters)
@@ -487,6 +520,7 @@ class EventStream:
             "connections": len(self._conns),
             "lastEventAt": iso_from_ms(last) if last is not None else None,
             "hotTierRows": len(self.hot),
+            "logPosition": (self.log_stats() or {}).get("last_position"),
         }
 
 
