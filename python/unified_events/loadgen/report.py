@@ -48,6 +48,10 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
              f"p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  p99.9 {lat['p99_9']}  max {lat['max']}"
              f"  ({_n(lat['count'])} frames timed)"),
         ]
+        send_lag = pub.get("send_lag_ms")
+        if send_lag and not pub["closed_loop"]:
+            rows.append(("  of which publisher lag", f"p50 {send_lag['p50']}  p99 {send_lag['p99']}  max "
+                                                     f"{send_lag['max']} (event handed out after its due time)"))
     if dlv.get("disconnects") or dlv.get("reconnects"):
         rows.append(("disconnects / reconnects", f"{_n(dlv['disconnects'])} / {_n(dlv['reconnects'])}"))
     if "restart" in result:

@@ -135,6 +135,7 @@ async def run_load(spec: RunSpec, restart: RestartHook | None = None, progress: 
 
         published = [0] * spec.topics
         state = {"scheduled": 0, "expected": 0}
+        lag = Histogram()  # how late the scheduler handed events out (part of the measured latency)
         window: dict[str, Any] = {}
         t_start = time.monotonic()
         t_window = t_start + spec.warmup()
@@ -178,9 +179,10 @@ async def run_load(spec: RunSpec, restart: RestartHook | None = None, progress: 
                         outstanding = state["expected"] - pool.total(EVENTS)
                         due = _MAX_PER_TICK if outstanding < budget else 0
                     else:
-                        due = int((now - t_start) * spec.publish_rate) - state["scheduled"]
+                        # Event i falls due at i / rate: floor(elapsed * rate) + 1 are due by now.
+                        due = int((now - t_start) * spec.publish_rate) + 1 - state["scheduled"]
                     _schedule(min(due, _MAX_PER_TICK), spec, publishers, published, per_topic, state,
-                              start_ns, closed_loop, budget, pool)
+                              start_ns, closed_loop, budget, pool, lag)
                 await asyncio.sleep(_TICK_S if publishers else 0.05)
             if not window:
                 mark_window()
@@ -203,11 +205,13 @@ async def run_load(spec: RunSpec, restart: RestartHook | None = None, progress: 
     live.done()
     result["machine"]["loadavg_end"] = load_average()
     result.update(_summarise(spec, reports, published, state, window, end, drain, samples, publishers))
+    result["publishing"]["send_lag_ms"] = lag.summary_ms()
     return result
 
 
 def _schedule(due: int, spec: RunSpec, publishers: list[Any], published: list[int], per_topic: list[int],
-              state: dict[str, int], start_ns: int, closed_loop: bool, budget: int, pool: SubscriberPool) -> None:
+              state: dict[str, int], start_ns: int, closed_loop: bool, budget: int, pool: SubscriberPool,
+              lag: Histogram) -> None:
     """Hand `due` events to the publishers: event i goes to topic i mod T, published by the
     publisher that owns that topic, with the next sequence number of that topic."""
     if due <= 0:
@@ -223,6 +227,7 @@ def _schedule(due: int, spec: RunSpec, publishers: list[Any], published: list[in
         topic = i % n_topics
         published[topic] += 1
         due_ns = now_ns if closed_loop else start_ns + int(i * interval_ns)
+        lag.record((now_ns - due_ns) // 1000)
         batches[topic % n_pub].append((topic, published[topic], due_ns))
         state["scheduled"] = i + 1
         state["expected"] += per_topic[topic]
