@@ -75,6 +75,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     runs.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
     runs.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     runs.add_argument("--quiet", action="store_true", help="no live progress line")
+    runs.add_argument("--strict", action="store_true", help="exit 1 when a scenario target is not met")
 
 
 # RunSpec field -> (argparse dest, default when neither the command line nor a scenario sets it).
@@ -150,5 +151,7 @@ def run(args: argparse.Namespace) -> int:
         path.write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
         print(f"wrote {path}")
     failed = [c for r in results for c in r.get("targets", []) if not c["met"]]
-    return 1 if failed and targets else 0
+    if failed:
+        print(f"{len(failed)} target(s) not met: " + ", ".join(f"{c['target']} ({c['value']})" for c in failed))
+    return 1 if failed and args.strict else 0
 

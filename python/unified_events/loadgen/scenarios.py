@@ -2,7 +2,7 @@
 
 A scenario file holds `description`, optionally `spawn = true` (the harness starts a fresh server
 per step; required for restarts), a `[server]` table of settings for that server, `[defaults]`
-for every step, `[[steps]]` (RunSpec fields, plus `name`), `[short]` overrides used by
+for every step, `[[steps]]` (RunSpec fields, plus `name`, `short` overrides and `skip_in_short`), `[short]` overrides used by
 `make bench`, and `[targets]` checked against each step's result (see TARGETS).
 """
 
@@ -46,7 +46,7 @@ def load(name_or_path: str) -> dict[str, Any]:
     data = tomllib.loads(path.read_text())
     data.setdefault("name", path.stem)
     for step in data.get("steps", []):
-        unknown = set(step) - SPEC_FIELDS - {"name"}
+        unknown = set(step) - SPEC_FIELDS - {"name", "short", "skip_in_short"}
         if unknown:
             raise ValueError(f"scenario {path.stem}: unknown step keys {sorted(unknown)} (allowed: {sorted(SPEC_FIELDS)})")
     return data
@@ -56,6 +56,8 @@ def step_specs(scenario: dict[str, Any], short: bool, base: dict[str, Any]) -> l
     """(step name, RunSpec keyword arguments) for each step: defaults < step < short < base."""
     out = []
     for i, step in enumerate(scenario.get("steps") or [{}]):
+        if short and step.get("skip_in_short"):
+            continue
         merged = {**scenario.get("defaults", {}), **step}
         if short:
             merged.update(scenario.get("short", {}))
@@ -63,6 +65,7 @@ def step_specs(scenario: dict[str, Any], short: bool, base: dict[str, Any]) -> l
         merged.update(base)
         name = str(merged.pop("name", f"step{i + 1}"))
         merged.pop("short", None)
+        merged.pop("skip_in_short", None)
         if merged.get("publish_rate") == "max":
             merged["publish_rate"] = math.inf
         out.append((name, merged))
