@@ -60,6 +60,7 @@ def _attach_comparison(ours: dict[str, Any], base: dict[str, Any]) -> None:
         "deliveries_ratio": round(a / b, 3) if b else None,
         "baseline_p99_ms": base["latency_ms"]["p99"],
         "baseline_missing": base["delivery"]["missing"],
+        "baseline_server_cpu_us_per_delivery": base["delivery"].get("server_cpu_us_per_delivery"),
     }
 
 

@@ -39,7 +39,9 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
         rows += [
             ("publishing", f"{pub['publishers']} over {pub['via']}, {offered}, {_n(pub['events_published'])} sent"),
             ("deliveries/s", f"{_n(dlv['delivered_per_s'])} delivered of {_n(dlv['offered_deliveries_per_s'])} "
-                             f"offered (window {dlv['window_s']:.1f} s)"),
+                             f"offered (window {dlv['window_s']:.1f} s)"
+                             + (f", server CPU {dlv['server_cpu_us_per_delivery']} µs/delivery"
+                                if dlv.get("server_cpu_us_per_delivery") else "")),
             ("delivered in total", f"{_n(dlv['delivered'])} of {_n(dlv['expected_deliveries'])} expected "
                                    f"(drain {dlv['drain']['drain_s']} s)"),
             ("gaps", f"{_n(dlv['missing'])} missing events, {_n(dlv['subscribers_with_gaps'])} subscribers with gaps"
@@ -62,15 +64,16 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
             ("server drops", dropped),
             ("server CPU cores", f"avg {_n(server['cpu_cores_avg'], 2)}, max {_n(server['cpu_cores_max'], 2)}"),
             ("server RSS", f"{_mib(server['rss_start_bytes'])} -> {_mib(server['rss_end_bytes'])} "
-                           f"(max {_mib(server['rss_max_bytes'])}); slope after warm-up "
-                           f"{_n(server['rss_slope_kib_per_min_after_warmup'], 1)} KiB/min"),
+                           f"(max {_mib(server['rss_max_bytes'])})"
+                           # a slope over a few seconds says nothing about leaks: soak runs only
+                           + (f"; slope after warm-up {_n(server['rss_slope_kib_per_min_after_warmup'], 1)} KiB/min"
+                              if spec["duration_s"] >= 30 else "")),
         ]
     else:
         rows.append(("server", "not observable (no /metrics and no local pid)"))
     rows.append(("CPU cores in window", f"server {cpu.get('server', 0):.2f}, subscribers {cpu.get('clients', 0):.2f}, "
                                         f"harness {cpu.get('harness', 0):.2f}, machine busy {cpu['machine_busy']:.2f} "
                                         f"of {result['machine']['cores']}, other {cpu['other']:.2f}"))
-    del spec
     return rows
 
 
@@ -87,7 +90,8 @@ def format_comparison(ours: dict[str, Any], base: dict[str, Any]) -> str:
     def pick(r: dict[str, Any]) -> dict[str, Any]:
         return {"deliveries/s": r["delivery"]["delivered_per_s"], "p50 ms": r["latency_ms"]["p50"],
                 "p99 ms": r["latency_ms"]["p99"], "max ms": r["latency_ms"]["max"],
-                "missing": r["delivery"]["missing"], "server CPU cores": r["cpu_cores"].get("server")}
+                "missing": r["delivery"]["missing"], "server CPU cores": r["cpu_cores"].get("server"),
+                "server µs/delivery": r["delivery"].get("server_cpu_us_per_delivery")}
     a, b = pick(ours), pick(base)
     lines = [f"  {'':18} {'unified-events':>16} {'baseline':>16} {'ratio':>8}"]
     for key in a:

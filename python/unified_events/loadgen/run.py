@@ -292,6 +292,8 @@ def _summarise(spec: RunSpec, reports: list[dict[str, Any]], published: list[int
     cores = os.cpu_count() or 1
     machine_busy = busy[0] / busy[1] * cores if busy[1] else 0.0
     cpu_use = {k: round((end["cpu"][k] - window["cpu"][k]) / span, 3) for k in end["cpu"]}
+    delivered_per_s = (end["delivered"] - window["delivered"]) / span
+    server_cores = cpu_use.get("server") or None
     out: dict[str, Any] = {
         "publishing": {
             "via": spec.publish_via if publishers else None,
@@ -305,7 +307,11 @@ def _summarise(spec: RunSpec, reports: list[dict[str, Any]], published: list[int
         "delivery": {
             "window_s": round(span, 3),
             "offered_deliveries_per_s": round((end["expected"] - window["expected"]) / span, 1),
-            "delivered_per_s": round((end["delivered"] - window["delivered"]) / span, 1),
+            "delivered_per_s": round(delivered_per_s, 1),
+            # Server CPU per delivery is the cleaner comparison on a shared machine: it does not
+            # depend on how much CPU the clients and other work left to the server.
+            "server_cpu_us_per_delivery": round(server_cores / delivered_per_s * 1e6, 3)
+            if server_cores and delivered_per_s > 0 else None,
             "expected_deliveries": state["expected"],
             "delivered": delivered_total,
             "all_delivered": delivered_total >= state["expected"] and sum(missing) == 0,
