@@ -45,6 +45,7 @@ bench: build-prod  ## short run of every load scenario (< 5 min), writes bench/r
 	@for s in $(BENCH_SCENARIOS); do \
 		$(VENV)/bin/unified-events bench --scenario $$s --short --json bench/results/$$s.json || exit 1; \
 	done
+	$(VENV)/bin/unified-events bench --table $(foreach s,$(BENCH_SCENARIOS),bench/results/$(s).json)
 
 bench-fanout: build-prod  ## the side-by-side fan-out benchmark of bench/fanout.py (see bench/README.md)
 	$(PY) bench/fanout.py

@@ -75,6 +75,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     runs.add_argument("--list-scenarios", action="store_true", help="list the scenarios and exit")
     runs.add_argument("--json", metavar="FILE", help="write the full report as JSON")
     runs.add_argument("--quiet", action="store_true", help="no live progress line")
+    runs.add_argument("--table", nargs="+", metavar="JSON", help="print the markdown results table of these "
+                                                                  "reports (bench/README.md) and exit")
     runs.add_argument("--strict", action="store_true", help="exit 1 when a scenario target is not met")
 
 
@@ -111,6 +113,11 @@ def _http_default(url: str) -> str | None:
 def run(args: argparse.Namespace) -> int:
     from ..loadgen import driver, scenarios
 
+    if args.table:
+        from ..loadgen.table import markdown
+
+        print(markdown([Path(p) for p in args.table]))
+        return 0
     if args.list_scenarios:
         for name in scenarios.available():
             print(f"{name:14} {scenarios.load(name).get('description', '')}")

@@ -371,7 +371,7 @@ def _server_summary(spec: RunSpec, samples: list[dict[str, Any]]) -> dict[str, A
         "cpu_cores_max": max(cpus) if cpus else None,
         "rss_start_bytes": rss[0] if rss else None, "rss_end_bytes": rss[-1] if rss else None,
         "rss_max_bytes": max(rss) if rss else None,
-        "rss_slope_kib_per_min_after_warmup": _slope_after(series, spec.warmup() + spec.duration_s / 3),
+        "rss_slope_kib_per_min_after_warmup": _slope_after(series, spec.warmup()),  # the series starts with publishing
         "series": series,
     }
     last = samples[-1]
