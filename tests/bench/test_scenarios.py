@@ -55,8 +55,23 @@ min_ratio_vs_baseline = 1000.0
     assert verdicts == {"max_missing": True, "min_ratio_vs_baseline": False}
     assert "NOT MET" in output
 
-    code, _, _ = bench(tmp_path, "--scenario", str(path), "--strict", "--connections", "2", "--duration", "1s")
-    assert code == 1
+
+
+def test_strict_turns_a_missed_target_into_exit_code_1(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path, """
+description = "a target nothing can meet"
+spawn = true
+[defaults]
+connections = 2
+publish_rate = 10
+duration_s = 1
+[targets]
+max_missing = -1
+""")
+    code, _, output = bench(tmp_path, "--scenario", str(path))
+    assert code == 0, output
+    code, _, output = bench(tmp_path, "--scenario", str(path), "--strict")
+    assert code == 1 and "1 target(s) not met" in output
 
 
 def test_a_restart_mid_run_is_accounted_for(tmp_path: Path) -> None:

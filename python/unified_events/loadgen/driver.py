@@ -3,10 +3,8 @@ given URL or a server the harness starts, optionally side by side with the basel
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import platform
-import sys
 from collections.abc import Callable
 from typing import Any
 
