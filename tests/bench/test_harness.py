@@ -82,6 +82,14 @@ def test_events_the_server_drops_show_up_as_gaps(make_server: Any, tmp_path: Pat
     assert dropped == delivery["missing"]  # what the server says it dropped is what the clients missed
 
 
+def test_a_publisher_that_cannot_connect_fails_the_run_with_a_message(make_server: Any, tmp_path: Path) -> None:
+    server = make_server({"max_connections": 1})
+    code, report, output = bench(tmp_path, "--url", server.ws_url + "/events", "--http-url", server.http_url,
+                                 "--connections", "1", "--publish-rate", "10", "--duration", "1s")
+    assert code == 1 and report is None
+    assert "run failed" in output and "503" in output
+
+
 def test_a_target_that_is_not_loopback_is_refused(tmp_path: Path) -> None:
     code, report, output = bench(tmp_path, "--url", "ws://192.0.2.1:8788/events", "--duration", "1s")
     assert code == 2 and report is None
@@ -94,3 +102,16 @@ def test_loopback_detection() -> None:
     assert is_loopback_url("ws://[::1]:8788/")
     assert not is_loopback_url("ws://192.0.2.1:8788/events")
     assert not is_loopback_url("ws:///events")
+
+
+def test_refused_connections_are_reported_as_failures(make_server: Any, tmp_path: Path) -> None:
+    server = make_server({"max_connections": 3})  # the 4th and 5th upgrade get 503
+    code, report, output = bench(tmp_path, "--url", server.ws_url + "/events", "--http-url", server.http_url,
+                                 "--connections", "5", "--publish-rate", "10", "--duration", "1s",
+                                 "--publish-via", "http")  # a WebSocket publisher would be refused too
+    assert code == 0, output
+    result = only_result(report)
+    assert result["connections"]["connected"] == 3 and result["connections"]["failed"] == 2
+    assert result["connections"]["connect_errors"]  # by exception name
+    delivery = result["delivery"]
+    assert delivery["subscribers_never_connected"] == 2 and delivery["subscribers_with_gaps"] == 2

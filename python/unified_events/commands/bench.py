@@ -151,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"unified-events bench: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # the target refused or broke the run: say what, without a traceback
+        print(f"unified-events bench: run failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     report = {"scenario": title, "short": bool(args.short), "environment": env, "results": results}
     if args.json:
         path = Path(args.json)

@@ -45,7 +45,9 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
             ("delivered in total", f"{_n(dlv['delivered'])} of {_n(dlv['expected_deliveries'])} expected "
                                    f"(drain {dlv['drain']['drain_s']} s)"),
             ("gaps", f"{_n(dlv['missing'])} missing events, {_n(dlv['subscribers_with_gaps'])} subscribers with gaps"
-                     f" (worst {_n(dlv['max_missing_per_subscriber'])}), {_n(dlv['duplicates'])} duplicates"),
+                     f" (worst {_n(dlv['max_missing_per_subscriber'])}), {_n(dlv['duplicates'])} duplicates"
+                     + (f"; {_n(dlv['subscribers_never_connected'])} subscribers never connected"
+                        if dlv.get("subscribers_never_connected") else "")),
             ("latency ms" + (" (queueing)" if lat["queueing_only"] else ""),
              f"p50 {lat['p50']}  p95 {lat['p95']}  p99 {lat['p99']}  p99.9 {lat['p99_9']}  max {lat['max']}"
              f"  ({_n(lat['count'])} frames timed)"),

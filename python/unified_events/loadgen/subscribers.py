@@ -58,6 +58,7 @@ class Sub:
     last: tuple[int, int] | None = None
     transport: Any = None
     welcomed: bool = False
+    ever_connected: bool = False
 
 
 def subscriber_url(spec: WorkerSpec, sub: Sub) -> str:
@@ -154,6 +155,7 @@ class _Worker:
                 transport, _ = await ws_connect(lambda: self.listener(sub), subscriber_url(self.spec, sub),
                                                 websocket_handshake_timeout=10)
                 sub.transport = transport
+                sub.ever_connected = True
                 return True
             except Exception as exc:  # refused, reset, 503 while full or restarting...
                 name = type(exc).__name__
@@ -222,15 +224,16 @@ class _Worker:
         await asyncio.sleep(0.05)
 
     def report(self, published: list[int]) -> dict[str, Any]:
-        """Per-subscriber totals. `missing` adds the events published on a followed topic after the
-        last one this subscriber saw (a gap at the end that no later event would reveal)."""
+        """Per subscriber: (index, events, gaps inside, duplicates, missing, ever connected). `missing`
+        adds the events published on a followed topic after the last one this subscriber saw (a gap
+        at the end that no later event would reveal); a subscriber that never connected misses all."""
         rows = []
         for sub in self.subs:
             tail = 0
             for topic in sub.follows:
                 if topic < len(published):
                     tail += max(0, published[topic] - (sub.next_seq.get(topic, 1) - 1))
-            rows.append((sub.index, sub.events, sub.gaps, sub.dups, sub.gaps + tail))
+            rows.append((sub.index, sub.events, sub.gaps, sub.dups, sub.gaps + tail, sub.ever_connected))
         times = os.times()
         return {"subs": rows, "hist": self.hist.to_dict(), "totals": list(self.totals),
                 "cpu_s": times.user + times.system, "connect_errors": self.connect_errors}
