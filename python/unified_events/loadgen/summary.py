@@ -47,7 +47,9 @@ def summarise(spec: RunSpec, reports: list[dict[str, Any]], schedule: Scheduler,
     cores = os.cpu_count() or 1
     machine_busy = busy[0] / busy[1] * cores if busy[1] else 0.0
     cpu_use = {k: round((end["cpu"][k] - window["cpu"][k]) / span, 3) for k in end["cpu"]}
-    if restarted:  # the two /proc readings are of different processes: use the per-second series
+    if restarted or not cpu_use["server"]:
+        # /proc readings of two different processes, or no local pid (a server given by URL):
+        # use the per-second series from /metrics instead.
         cpu_use["server"] = _server_cores(samples, window["t"], end["t"])
     delivered_per_s = (end["delivered"] - window["delivered"]) / span
     server_cores = cpu_use.get("server") or None
