@@ -59,7 +59,9 @@ def summary_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     if dlv.get("disconnects") or dlv.get("reconnects"):
         rows.append(("disconnects / reconnects", f"{_n(dlv['disconnects'])} / {_n(dlv['reconnects'])}"))
     if "restart" in result:
-        rows.append(("server restart", f"at {result['restart']['at_s']} s, down {result['restart']['downtime_s']} s"))
+        restart = result["restart"]
+        rows.append(("server restart", f"{restart.get('signal', 'SIGTERM')} at {restart['at_s']} s, "
+                                       f"down {restart['downtime_s']} s"))
     if server.get("available"):
         dropped = ", ".join(f"{k} {_n(v)}" for k, v in server["dropped"].items()) or "not reported"
         rows += [

@@ -52,17 +52,19 @@ class RunSpec:
     connect_rate: float = 2000.0          # new connections per second, over all processes
     connect_retries: int = 3
     reconnect: bool = False               # reconnect with lastEventId after a drop (recovery)
+    reconnect_delay_s: float = 0.05       # wait this long before reconnecting
     latency_every: int = 1                # time every k-th connection's frames
     window_per_sub: int = 64              # closed loop: events outstanding per subscriber
     drain_s: float = 10.0
     restart_at_s: float | None = None     # restart the (spawned) server this far into publishing
+    restart_crash: bool = False           # ... with SIGKILL instead of a graceful SIGTERM
     server_pid: int | None = None
 
     def warmup(self) -> float:
         return self.warmup_s if self.warmup_s is not None else min(5.0, self.duration_s / 5)
 
 
-RestartHook = Callable[[], Awaitable[float]]
+RestartHook = Callable[[bool], Awaitable[float]]  # (crash?) -> downtime in s
 
 
 class _Progress:
@@ -116,7 +118,8 @@ class _LoadRun:
         self.pool = SubscriberPool(WorkerSpec(
             ws_url=spec.ws_url, first_index=0, count=spec.connections, topics=spec.topics, patterns=spec.patterns,
             token=spec.token, tag=self.tag, connect_rate=spec.connect_rate, retries=spec.connect_retries,
-            reconnect=spec.reconnect, latency_every=max(1, spec.latency_every)), spec.processes)
+            reconnect=spec.reconnect, latency_every=max(1, spec.latency_every),
+            reconnect_delay_s=spec.reconnect_delay_s), spec.processes)
         self.publishers: list[Any] = []
         self.result: dict[str, Any] = {"spec": dataclasses.asdict(spec), "tag": self.tag,
                                        "machine": {"cores": os.cpu_count(), "loadavg_start": load_average()}}
@@ -185,7 +188,7 @@ class _LoadRun:
                     window = self._snapshot(schedule)
                 if self.restart is not None and restart_task is None and spec.restart_at_s is not None \
                         and now - schedule.start_mono >= spec.restart_at_s:
-                    restart_task = asyncio.get_running_loop().create_task(self.restart())
+                    restart_task = asyncio.get_running_loop().create_task(self.restart(spec.restart_crash))
                 schedule.tick()
                 await asyncio.sleep(_TICK_S if self.publishers else 0.05)
             window = window or self._snapshot(schedule)
@@ -193,7 +196,8 @@ class _LoadRun:
             for publisher in self.publishers:
                 await publisher.close()
             if restart_task is not None:
-                self.result["restart"] = {"downtime_s": round(await restart_task, 3), "at_s": spec.restart_at_s}
+                self.result["restart"] = {"downtime_s": round(await restart_task, 3), "at_s": spec.restart_at_s,
+                                          "signal": "SIGKILL" if spec.restart_crash else "SIGTERM"}
             drain = await self._drain(schedule)
         finally:
             sampler.cancel()

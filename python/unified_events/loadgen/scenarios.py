@@ -76,6 +76,7 @@ def step_specs(scenario: dict[str, Any], short: bool, base: dict[str, Any]) -> l
 TARGETS: dict[str, tuple[Callable[[dict[str, Any]], Any], Callable[[Any, Any], bool]]] = {
     "max_p99_ms": (lambda r: r["latency_ms"]["p99"], lambda v, t: v <= t),
     "max_missing": (lambda r: r["delivery"]["missing"], lambda v, t: v <= t),
+    "max_duplicates": (lambda r: r["delivery"]["duplicates"], lambda v, t: v <= t),
     "max_bytes_per_connection": (lambda r: r.get("connections", {}).get("server_bytes_per_connection"),
                                  lambda v, t: v is not None and v <= t),
     "min_connected": (lambda r: r.get("connections", {}).get("connected"), lambda v, t: v >= t),

@@ -134,10 +134,14 @@ class SpawnedServer:
                 self.proc.wait(timeout=5)
         return self.proc.returncode
 
-    async def restart(self) -> float:
-        """Stop and start again on the same ports and data directory; returns the downtime in s."""
+    async def restart(self, crash: bool = False) -> float:
+        """Stop (SIGTERM, or SIGKILL when `crash`) and start again on the same ports and data
+        directory; returns the downtime in s."""
         began = time.monotonic()
-        await self.stop()
+        if crash:
+            self.kill()
+        else:
+            await self.stop()
         await self.start()
         return time.monotonic() - began
 

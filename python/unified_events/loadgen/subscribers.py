@@ -45,6 +45,7 @@ class WorkerSpec:
     retries: int
     reconnect: bool
     latency_every: int
+    reconnect_delay_s: float = 0.05
 
 
 @dataclass(slots=True)
@@ -164,7 +165,9 @@ class _Worker:
         return False
 
     async def reconnect(self, sub: Sub) -> None:
-        await asyncio.sleep(0.05)
+        # A delay makes sure events are published while this subscriber is away, so a recovery
+        # run tests the server's replay rather than how fast clients come back.
+        await asyncio.sleep(self.spec.reconnect_delay_s)
         # Keep trying until the parent stops us: the run's duration bounds this loop.
         while not self.stopping and sub.transport is None:
             if await self.connect(sub, 1):
