@@ -7,7 +7,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build-dev build-prod serve test test-rust test-python bench bench-durable lint clean
+.PHONY: help venv build-dev build-prod serve test test-rust test-python bench bench-fanout bench-durable lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -39,7 +39,15 @@ test-python: build-dev  ## pytest against real server processes
 
 test: test-rust test-python  ## everything CI runs
 
-bench: build-prod  ## the side-by-side fan-out benchmark (see bench/README.md)
+BENCH_SCENARIOS := connections throughput latency soak recovery fanout-wide
+
+bench: build-prod  ## short run of every load scenario (< 5 min), writes bench/results/<scenario>.json
+	@for s in $(BENCH_SCENARIOS); do \
+		$(VENV)/bin/unified-events bench --scenario $$s --short --json bench/results/$$s.json || exit 1; \
+	done
+	$(VENV)/bin/unified-events bench --table $(foreach s,$(BENCH_SCENARIOS),bench/results/$(s).json)
+
+bench-fanout: build-prod  ## the side-by-side fan-out benchmark of bench/fanout.py (see bench/README.md)
 	$(PY) bench/fanout.py
 
 bench-durable: build-prod  ## acknowledged events/s over HTTP per durability mode (see bench/README.md)
