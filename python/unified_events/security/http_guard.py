@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from ..auth import bearer_token
+from ..server.http import read_limited_body
 from . import Security, security_for
 from .headers import Cors, security_headers
 from .payloads import event_topic, strict_issues
@@ -110,7 +111,7 @@ class GuardedApp:
 
     async def _check_publish(self, scope: Any, out: _Proto, rights: Rights | None) -> _Proto:
         limit = self.config.max_body_bytes
-        body = await _read_body(out, scope.headers.get("content-length"), limit)
+        body = await read_limited_body(out.inner, scope.headers.get("content-length"), limit)
         if body is None:
             raise Refused(413, {"error": f"Request body exceeds {limit} bytes"}, "body_too_large")
         try:
@@ -189,28 +190,6 @@ class _Proto:
 
     def response_stream(self, status: int, headers: list[tuple[str, str]]) -> Any:
         return self.inner.response_stream(status, self._headers(headers, status))
-
-
-# An oversized body is read and dropped up to this many bytes before the 413: a client still
-# uploading when the server answers and closes gets EPIPE instead of the answer.
-_DRAIN_BYTES = 8 << 20
-
-
-async def _read_body(proto: _Proto, declared: str | None, limit: int) -> bytes | None:
-    """The whole body, or None when it is over `limit` (declared or actual)."""
-    if declared is not None and declared.isdigit() and int(declared) > max(limit, _DRAIN_BYTES):
-        return None
-    chunks: list[bytes] | None = []
-    size = 0
-    async for chunk in proto.inner:
-        size += len(chunk)
-        if size > limit:
-            chunks = None
-            if size > _DRAIN_BYTES:
-                break
-        elif chunks is not None:
-            chunks.append(chunk)
-    return b"".join(chunks) if chunks is not None else None
 
 
 def _address(client: Any) -> str:

@@ -28,6 +28,28 @@ class BodyTooLarge(Exception):
     pass
 
 
+# An oversized body is read and dropped up to this many bytes before the 413: a client still
+# uploading when the server answers and closes gets EPIPE instead of the answer.
+_DRAIN_BYTES = 8 << 20
+
+
+async def read_limited_body(proto: Any, declared: str | None, limit: int) -> bytes | None:
+    """The whole body, or None when it is over `limit` (declared or actual)."""
+    if declared is not None and declared.isdigit() and int(declared) > max(limit, _DRAIN_BYTES):
+        return None
+    chunks: list[bytes] | None = []
+    size = 0
+    async for chunk in proto:
+        size += len(chunk)
+        if size > limit:
+            chunks = None
+            if size > _DRAIN_BYTES:
+                break
+        elif chunks is not None:
+            chunks.append(chunk)
+    return b"".join(chunks) if chunks is not None else None
+
+
 class Request:
     __slots__ = ("method", "path", "query", "headers", "_proto", "_limit")
 
@@ -44,16 +66,10 @@ class Request:
         return values[0] if values else None
 
     async def body(self) -> bytes:
-        declared = self.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self._limit:
+        body = await read_limited_body(self._proto, self.headers.get("content-length"), self._limit)
+        if body is None:
             raise BodyTooLarge
-        chunks, size = [], 0
-        async for chunk in self._proto:
-            size += len(chunk)
-            if size > self._limit:
-                raise BodyTooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return body
 
     async def json(self) -> Any:
         raw = await self.body()
