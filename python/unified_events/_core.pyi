@@ -97,6 +97,8 @@ class HotTier:
         """Frames of events with timestamp_ms > after_ms matching the patterns, ordered by (timestamp, seq)."""
     def records(self) -> list[bytes]:
         """Every record, in insertion order."""
+    def arrow_snapshot(self) -> ArrowSnapshot:
+        """The held rows as Arrow columns (the `events` relation of SQL queries), as of this call."""
     def __len__(self) -> int: ...
     @property
     def bytes_used(self) -> int: ...
@@ -159,3 +161,15 @@ class Hub:
     def stats(self) -> dict[str, int]:
         """Counters: delivered (frames queued to connections), dropped_rate_limit,
         dropped_backpressure, backpressure_notices, slow_consumers, queued_bytes (now)."""
+
+
+class ArrowSnapshot:
+    """Immutable hot-tier rows, readable by pyarrow/DuckDB through the Arrow PyCapsule interface.
+    Frozen segments are shared with the hot tier, not copied."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+    @property
+    def num_rows(self) -> int: ...
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the Arrow buffers referenced (shared with the hot tier)."""

@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 use rustc_hash::FxHashMap;
 
+use super::arrow::ColumnStore;
 use crate::error::CoreError;
 use crate::topic::PatternKind;
 
@@ -93,6 +94,8 @@ pub struct HotTier {
     indexes: [Index; FIELD_COUNT],
     bytes_used: usize,
     last_seq: u64,
+    /// The same rows as Arrow columns, for SQL.
+    columns: ColumnStore,
 }
 
 fn unindex(indexes: &mut [Index; FIELD_COUNT], e: &Entry) {
@@ -127,6 +130,7 @@ impl HotTier {
             indexes: Default::default(),
             bytes_used: 0,
             last_seq: 0,
+            columns: ColumnStore::new(),
         }
     }
 
@@ -158,6 +162,7 @@ impl HotTier {
                 }
             }
         }
+        self.columns.push(seq, record, frame);
         self.entries.push_back(Entry {
             seq,
             timestamp_ms: meta.timestamp_ms,
@@ -171,6 +176,7 @@ impl HotTier {
             let old = self.entries.pop_front().expect("len > 1");
             self.bytes_used -= old.bytes;
             unindex(&mut self.indexes, &old);
+            self.columns.kill(old.seq);
         }
         seq
     }
@@ -180,11 +186,13 @@ impl HotTier {
         let cutoff = now_ms.saturating_sub(self.retention_ms);
         let before = self.entries.len();
         let (indexes, bytes_used) = (&mut self.indexes, &mut self.bytes_used);
+        let columns = &mut self.columns;
         self.entries.retain(|e| {
             let keep = e.timestamp_ms >= cutoff;
             if !keep {
                 *bytes_used -= e.bytes;
                 unindex(indexes, e);
+                columns.kill(e.seq);
             }
             keep
         });
@@ -280,6 +288,11 @@ impl HotTier {
     /// Every record, in insertion order.
     pub fn records(&self) -> Vec<&[u8]> {
         self.entries.iter().map(|e| &*e.record).collect()
+    }
+
+    /// The held events as Arrow batches (`arrow::schema()`), consistent as of this call.
+    pub fn arrow_snapshot(&self) -> Vec<arrow_array::RecordBatch> {
+        self.columns.snapshot()
     }
 
     pub fn len(&self) -> usize {

@@ -96,6 +96,11 @@ impl PyHotTier {
         bytes_list(py, self.0.replay_after_time(after_ms, &patterns))
     }
 
+    /// The held rows as Arrow (zero-copy for frozen segments), consistent as of this call.
+    fn arrow_snapshot(&self) -> super::arrow::PyArrowSnapshot {
+        super::arrow::PyArrowSnapshot::new(self.0.arrow_snapshot())
+    }
+
     fn records<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
         bytes_list(py, self.0.records())
     }

@@ -2,6 +2,7 @@
 //! The only code that knows about PyO3: it converts arguments, calls the core and turns
 //! `CoreError` into `ValueError`. Only bytes, str and integers cross the boundary.
 
+mod arrow;
 mod classes;
 mod hot;
 mod hub;
@@ -67,5 +68,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<classes::PyDedupCache>()?;
     m.add_class::<hot::PyHotTier>()?;
     m.add_class::<hub::PyHub>()?;
+    m.add_class::<arrow::PyArrowSnapshot>()?;
     Ok(())
 }

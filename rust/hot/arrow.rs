@@ -1,0 +1,340 @@
+//! The hot tier as Arrow columns, for SQL (DuckDB reads them through the Arrow C stream).
+//!
+//! Rows are appended to builders in fixed-size segments; a full segment is frozen into an
+//! immutable `RecordBatch` whose buffers are reference-counted, so a snapshot is a list of
+//! cheap clones (plus a copy of the open segment, at most `SEGMENT_ROWS` rows) and stays
+//! consistent however long the query that holds it runs. Evicted rows are marked dead; a
+//! snapshot exports the runs of live rows as zero-copy slices, and a segment is dropped
+//! once all its rows are dead.
+//!
+//! Columns come from the hot row JSON that `events.py` builds (one key per column), plus
+//! `extra`: the event's fields that have no column of their own, as a JSON object.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use serde_json::value::RawValue;
+
+/// Rows per frozen segment: big enough for DuckDB's 2048-row vectors, small enough that the
+/// copy of the open segment per snapshot stays in the tens of microseconds.
+pub const SEGMENT_ROWS: usize = 4096;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Text; a non-string JSON value is kept as its JSON text.
+    Str,
+    Int,
+    Real,
+    /// Any JSON value, kept as its JSON text (`payload`).
+    Json,
+}
+
+/// Column names and kinds, in table order: the 33 hot columns of `events.HOT_COLUMNS`, the
+/// compatibility columns, `seq` and `extra`.
+const COLUMNS: &[(&str, Kind)] = &[
+    ("id", Kind::Str),
+    ("event_type", Kind::Str),
+    ("event_name", Kind::Str),
+    ("ns", Kind::Str),
+    ("trace_id", Kind::Str),
+    ("span_id", Kind::Str),
+    ("parent_id", Kind::Str),
+    ("session_id", Kind::Str),
+    ("correlation_id", Kind::Str),
+    ("depth", Kind::Int),
+    ("is_leaf", Kind::Int),
+    ("is_root", Kind::Int),
+    ("timestamp", Kind::Str),
+    ("outcome", Kind::Str),
+    ("http_url", Kind::Str),
+    ("http_status", Kind::Int),
+    ("duration_ms", Kind::Real),
+    ("service_name", Kind::Str),
+    ("vital_name", Kind::Str),
+    ("vital_value", Kind::Real),
+    ("vital_rating", Kind::Str),
+    ("log_level", Kind::Str),
+    ("log_message", Kind::Str),
+    ("actor_id", Kind::Str),
+    ("data", Kind::Str),
+    ("attributes", Kind::Str),
+    ("properties", Kind::Str),
+    ("error_message", Kind::Str),
+    ("http_method", Kind::Str),
+    ("http_host", Kind::Str),
+    ("metric_name", Kind::Str),
+    ("metric_value", Kind::Real),
+    ("metric_unit", Kind::Str),
+    ("topic", Kind::Str),
+    ("type", Kind::Str),
+    ("payload", Kind::Json),
+    ("timestamp_ms", Kind::Int),
+];
+const SEQ_COLUMN: &str = "seq";
+const EXTRA_COLUMN: &str = "extra";
+
+/// The Arrow schema of the `events` relation.
+pub fn schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let mut fields: Vec<Field> = COLUMNS
+                .iter()
+                .map(|&(name, kind)| Field::new(name, data_type(kind), true))
+                .collect();
+            fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
+            fields.push(Field::new(EXTRA_COLUMN, DataType::Utf8, true));
+            Arc::new(Schema::new(fields))
+        })
+        .clone()
+}
+
+fn data_type(kind: Kind) -> DataType {
+    match kind {
+        Kind::Str | Kind::Json => DataType::Utf8,
+        Kind::Int => DataType::Int64,
+        Kind::Real => DataType::Float64,
+    }
+}
+
+enum Builder {
+    Str(StringBuilder),
+    Int(Int64Builder),
+    Real(Float64Builder),
+}
+
+impl Builder {
+    fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::Str | Kind::Json => Self::Str(StringBuilder::with_capacity(SEGMENT_ROWS, 0)),
+            Kind::Int => Self::Int(Int64Builder::with_capacity(SEGMENT_ROWS)),
+            Kind::Real => Self::Real(Float64Builder::with_capacity(SEGMENT_ROWS)),
+        }
+    }
+
+    /// Append one JSON value (None = missing key) converted to the column's kind.
+    fn push(&mut self, kind: Kind, raw: Option<&RawValue>) {
+        let text = raw.map(RawValue::get).filter(|t| *t != "null");
+        match self {
+            Self::Str(b) => match text {
+                None => b.append_null(),
+                Some(t) if kind == Kind::Str && t.starts_with('"') => {
+                    match serde_json::from_str::<String>(t) {
+                        Ok(s) => b.append_value(s),
+                        Err(_) => b.append_null(),
+                    }
+                }
+                Some(t) => b.append_value(t),
+            },
+            Self::Int(b) => b.append_option(text.and_then(as_int)),
+            Self::Real(b) => b.append_option(text.and_then(as_real)),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Str(b) => Arc::new(b.finish()),
+            Self::Int(b) => Arc::new(b.finish()),
+            Self::Real(b) => Arc::new(b.finish()),
+        }
+    }
+
+    fn finish_cloned(&self) -> ArrayRef {
+        match self {
+            Self::Str(b) => Arc::new(b.finish_cloned()),
+            Self::Int(b) => Arc::new(b.finish_cloned()),
+            Self::Real(b) => Arc::new(b.finish_cloned()),
+        }
+    }
+}
+
+/// Integers as given; whole floats and booleans converted; anything else (strings) is null.
+fn as_int(text: &str) -> Option<i64> {
+    match text {
+        "true" => Some(1),
+        "false" => Some(0),
+        _ => text.parse::<i64>().ok().or_else(|| {
+            let f = text.parse::<f64>().ok()?;
+            // Saturating cast is fine: only whole, in-range floats get here.
+            (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e18).then_some(f as i64)
+        }),
+    }
+}
+
+fn as_real(text: &str) -> Option<f64> {
+    match text {
+        "true" => Some(1.0),
+        "false" => Some(0.0),
+        _ => text.parse::<f64>().ok().filter(|f| f.is_finite()),
+    }
+}
+
+/// The event's own fields without a column (unified events: the frame's payload is the event).
+fn extra_json(frame: &[u8]) -> Option<String> {
+    let frame: HashMap<&str, &RawValue> = serde_json::from_slice(frame).ok()?;
+    let event: BTreeMap<String, &RawValue> = serde_json::from_str(frame.get("payload")?.get()).ok()?;
+    let mut out = String::from("{");
+    for (key, value) in &event {
+        if COLUMNS.iter().any(|(name, _)| name == key) {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(key).ok()?);
+        out.push(':');
+        out.push_str(value.get());
+    }
+    out.push('}');
+    (out.len() > 2).then_some(out)
+}
+
+struct Frozen {
+    first_seq: u64,
+    batch: RecordBatch,
+    alive: Vec<bool>,
+    live: usize,
+}
+
+pub struct ColumnStore {
+    frozen: VecDeque<Frozen>,
+    builders: Vec<Builder>,
+    open_first_seq: u64,
+    open_alive: Vec<bool>,
+}
+
+impl std::fmt::Debug for ColumnStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColumnStore")
+            .field("frozen_segments", &self.frozen.len())
+            .field("open_rows", &self.open_alive.len())
+            .finish()
+    }
+}
+
+impl Default for ColumnStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ColumnStore {
+    pub fn new() -> Self {
+        Self {
+            frozen: VecDeque::new(),
+            builders: new_builders(),
+            open_first_seq: 1,
+            open_alive: Vec::with_capacity(SEGMENT_ROWS),
+        }
+    }
+
+    /// Append the row of event `seq` (seqs arrive contiguous and increasing). `record` is the
+    /// hot row JSON, `frame` the wire frame (for `extra`); a malformed record gives a row of nulls.
+    pub fn push(&mut self, seq: u64, record: &[u8], frame: &[u8]) {
+        if self.open_alive.is_empty() {
+            self.open_first_seq = seq;
+        }
+        debug_assert_eq!(seq, self.open_first_seq + self.open_alive.len() as u64);
+        let row: HashMap<&str, &RawValue> = serde_json::from_slice(record).unwrap_or_default();
+        for (builder, &(name, kind)) in self.builders.iter_mut().zip(COLUMNS) {
+            builder.push(kind, row.get(name).copied());
+        }
+        let n = COLUMNS.len();
+        if let Builder::Int(b) = &mut self.builders[n] {
+            b.append_value(i64::try_from(seq).unwrap_or(i64::MAX));
+        }
+        // `extra` only for unified events: a legacy row carries its payload in `payload`.
+        let legacy = row.get("payload").is_some_and(|p| p.get() != "null");
+        if let Builder::Str(b) = &mut self.builders[n + 1] {
+            b.append_option(if legacy { None } else { extra_json(frame) });
+        }
+        self.open_alive.push(true);
+        if self.open_alive.len() == SEGMENT_ROWS {
+            self.freeze();
+        }
+    }
+
+    fn freeze(&mut self) {
+        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
+        let batch = RecordBatch::try_new(schema(), columns).expect("builders match the schema");
+        let alive = std::mem::replace(&mut self.open_alive, Vec::with_capacity(SEGMENT_ROWS));
+        let live = alive.iter().filter(|a| **a).count();
+        let first_seq = self.open_first_seq;
+        self.open_first_seq += alive.len() as u64;
+        if live > 0 {
+            self.frozen.push_back(Frozen { first_seq, batch, alive, live });
+        }
+    }
+
+    /// Mark the row of `seq` evicted; frees its segment once every row in it is.
+    pub fn kill(&mut self, seq: u64) {
+        if seq >= self.open_first_seq {
+            if let Some(a) = self.open_alive.get_mut((seq - self.open_first_seq) as usize) {
+                *a = false;
+            }
+            return;
+        }
+        let Some(i) = self.frozen.partition_point(|f| f.first_seq <= seq).checked_sub(1) else {
+            return;
+        };
+        let seg = &mut self.frozen[i];
+        let Some(a) = seg.alive.get_mut((seq - seg.first_seq) as usize) else {
+            return;
+        };
+        if *a {
+            *a = false;
+            seg.live -= 1;
+            if seg.live == 0 {
+                self.frozen.remove(i);
+            }
+        }
+    }
+
+    /// The live rows now, as batches sharing the store's buffers (the open segment is copied).
+    pub fn snapshot(&self) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        for seg in &self.frozen {
+            push_live_runs(&mut out, &seg.batch, &seg.alive);
+        }
+        if self.open_alive.iter().any(|a| *a) {
+            let columns = self.builders.iter().map(Builder::finish_cloned).collect();
+            let batch = RecordBatch::try_new(schema(), columns).expect("builders match the schema");
+            push_live_runs(&mut out, &batch, &self.open_alive);
+        }
+        out
+    }
+
+    /// Bytes held by the Arrow buffers (frozen segments and open builders' data so far).
+    pub fn frozen_bytes(&self) -> usize {
+        self.frozen.iter().map(|f| f.batch.get_array_memory_size()).sum()
+    }
+}
+
+fn new_builders() -> Vec<Builder> {
+    let mut builders: Vec<Builder> = COLUMNS.iter().map(|&(_, k)| Builder::new(k)).collect();
+    builders.push(Builder::new(Kind::Int));
+    builders.push(Builder::new(Kind::Str));
+    builders
+}
+
+/// Slices of `batch` covering each run of live rows (one slice when none was evicted).
+fn push_live_runs(out: &mut Vec<RecordBatch>, batch: &RecordBatch, alive: &[bool]) {
+    let mut start = None;
+    for (i, &a) in alive.iter().chain(std::iter::once(&false)).enumerate() {
+        match (a, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push(batch.slice(s, i - s));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "arrow_tests.rs"]
+mod tests;
