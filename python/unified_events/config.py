@@ -49,6 +49,20 @@ class FanOutConfig:
 
 
 @dataclass(frozen=True)
+class QueryConfig:
+    """SQL over the hot tier (POST /query, live queries over WebSocket)."""
+
+    timeout_ms: int = 5000
+    max_rows: int = 10_000
+    memory_limit_mb: int = 512
+    threads: int = 1  # DuckDB threads; the event loop needs the other core
+    max_waiting: int = 16  # queries queued or running before new ones get 503
+    max_live_per_connection: int = 10
+    max_live_total: int = 200
+    min_live_interval_ms: int = 100  # the floor for a subscription's min_interval_ms
+
+
+@dataclass(frozen=True)
 class Config:
     # --- EventStreamConfig (original-system.md §4), snake_case, original defaults
     hot_tier_retention_ms: int = 300_000
@@ -63,6 +77,7 @@ class Config:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     coalescing: CoalescingConfig = field(default_factory=CoalescingConfig)
     fan_out: FanOutConfig = field(default_factory=FanOutConfig)
+    query: QueryConfig = field(default_factory=QueryConfig)
     # --- the server's own settings
     environment: str = "development"
     host: str = "127.0.0.1"
@@ -86,6 +101,7 @@ _SECTIONS: dict[str, type] = {
     "rate_limit": RateLimitConfig,
     "coalescing": CoalescingConfig,
     "fan_out": FanOutConfig,
+    "query": QueryConfig,
 }
 
 # Lower bounds for numeric keys (inclusive); keys not listed must be >= 1.

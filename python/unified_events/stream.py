@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import orjson
 
@@ -30,6 +30,9 @@ from .events import (
     Accepted, error_event, generate_id, iso_from_ms, now_ms, parse_body, parse_timestamp_ms, topic_error,
 )
 from .metrics import Metrics, process_usage, prometheus_text
+
+if TYPE_CHECKING:
+    from .sql.engine import SqlEngine
 
 log = logging.getLogger("unified_events")
 
@@ -112,6 +115,7 @@ class EventStream:
         self._timers: dict[str, asyncio.TimerHandle] = {}  # the pending run of each periodic task
         self.shutting_down = False
         self.started = False
+        self._sql: SqlEngine | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -148,6 +152,8 @@ class EventStream:
             timer.cancel()
         self._timers.clear()
         await self._log.close()
+        if self._sql is not None:
+            self._sql.close()
         self.started = False
 
     def _schedule(self, delay_s: float, callback: Callable[[], None]) -> None:
@@ -426,6 +432,22 @@ class EventStream:
         if by_row:
             rows = [r for r in rows if all(r.get(k) == v for k, v in by_row.items())][:limit]
         return rows
+
+    @property
+    def sql(self) -> SqlEngine:
+        """The SQL engine over the hot tier, created at first use (DuckDB loads lazily)."""
+        if self._sql is None:
+            from .sql.engine import SqlEngine
+
+            q = self.config.query
+            self._sql = SqlEngine(self.hot, q.timeout_ms, q.max_rows, q.memory_limit_mb, q.threads, q.max_waiting)
+        return self._sql
+
+    async def query(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, Any]:
+        """Run a read-only SQL query over the hot tier: {"rows", "columns", "row_count", "elapsed_ms",
+        "truncated"?}. Raises EventValidationError for a refused query, and the errors of sql.engine."""
+        result = await self.sql.run(sql, list(params) if params is not None else None)
+        return {**result.body(), "rows": result.rows()}
 
     def events_for(self, field: str, value: str) -> list[dict[str, Any]]:
         """All hot events with `field == value`, newest first."""
