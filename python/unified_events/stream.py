@@ -33,6 +33,7 @@ from .metrics import Metrics, process_usage, prometheus_text
 
 if TYPE_CHECKING:
     from .sql.engine import SqlEngine
+    from .sql.live import LiveQueries
 
 log = logging.getLogger("unified_events")
 
@@ -116,6 +117,7 @@ class EventStream:
         self.shutting_down = False
         self.started = False
         self._sql: SqlEngine | None = None
+        self._live: LiveQueries | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -152,6 +154,8 @@ class EventStream:
             timer.cancel()
         self._timers.clear()
         await self._log.close()
+        if self._live is not None:
+            self._live.close()
         if self._sql is not None:
             self._sql.close()
         self.started = False
@@ -442,6 +446,15 @@ class EventStream:
             q = self.config.query
             self._sql = SqlEngine(self.hot, q.timeout_ms, q.max_rows, q.memory_limit_mb, q.threads, q.max_waiting)
         return self._sql
+
+    @property
+    def live_queries(self) -> LiveQueries:
+        """Live SQL subscriptions of WebSocket connections (subscribe_query)."""
+        if self._live is None:
+            from .sql.live import LiveQueries
+
+            self._live = LiveQueries(self)
+        return self._live
 
     async def query(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, Any]:
         """Run a read-only SQL query over the hot tier: {"rows", "columns", "row_count", "elapsed_ms",
