@@ -307,6 +307,52 @@ impl ColumnStore {
         out
     }
 
+    /// The live rows among `seqs` (increasing), as slices: one per run of consecutive seqs.
+    /// For index lookups, where the matching rows are few.
+    pub fn snapshot_of(&self, seqs: &[u64]) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        let mut open: Option<RecordBatch> = None;
+        let mut i = 0;
+        while i < seqs.len() {
+            let Some((batch_seq, batch, alive)) = self.segment_of(seqs[i], &mut open) else {
+                i += 1;
+                continue;
+            };
+            // Extend the run while seqs stay consecutive, live and in this segment.
+            let start = (seqs[i] - batch_seq) as usize;
+            let mut end = start;
+            while end < alive.len() && alive[end] && i < seqs.len() && seqs[i] == batch_seq + end as u64 {
+                end += 1;
+                i += 1;
+            }
+            if end > start {
+                out.push(batch.slice(start, end - start));
+            } else {
+                i += 1; // a dead row
+            }
+        }
+        out
+    }
+
+    /// (first seq, batch, alive flags) of the segment holding `seq`; the open segment is
+    /// materialised once into `open` when first needed.
+    fn segment_of<'s>(
+        &'s self,
+        seq: u64,
+        open: &'s mut Option<RecordBatch>,
+    ) -> Option<(u64, RecordBatch, &'s [bool])> {
+        if seq >= self.open_first_seq {
+            let batch = open.get_or_insert_with(|| {
+                let columns = self.builders.iter().map(Builder::finish_cloned).collect();
+                RecordBatch::try_new(schema(), columns).expect("builders match the schema")
+            });
+            return Some((self.open_first_seq, batch.clone(), &self.open_alive));
+        }
+        let i = self.frozen.partition_point(|f| f.first_seq <= seq).checked_sub(1)?;
+        let seg = &self.frozen[i];
+        Some((seg.first_seq, seg.batch.clone(), &seg.alive))
+    }
+
     /// Bytes held by the Arrow buffers (frozen segments and open builders' data so far).
     pub fn frozen_bytes(&self) -> usize {
         self.frozen.iter().map(|f| f.batch.get_array_memory_size()).sum()

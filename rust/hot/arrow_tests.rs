@@ -87,3 +87,24 @@ fn malformed_record_is_a_row_of_nulls() {
     assert_eq!(batch.num_rows(), 1);
     assert!(batch.column(0).is_null(0));
 }
+
+#[test]
+fn snapshot_of_selected_seqs_skips_dead_rows_and_spans_segments() {
+    let mut store = ColumnStore::new();
+    let n = SEGMENT_ROWS as u64 + 20;
+    for seq in 1..=n {
+        store.push(seq, &record("r", "200"), &frame(""));
+    }
+    store.kill(3);
+    let last_frozen = SEGMENT_ROWS as u64;
+    let wanted = [2, 3, 4, 5, 9, last_frozen, last_frozen + 1, last_frozen + 2, n];
+    let batches = store.snapshot_of(&wanted);
+    let idx = schema().index_of("seq").unwrap();
+    let got: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| b.column(idx).as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    let expected: Vec<i64> = wanted.iter().filter(|&&s| s != 3).map(|&s| s as i64).collect();
+    assert_eq!(got, expected);
+    assert_eq!(batches.len(), 6, "runs: [2] [4,5] [9] [last frozen] [open, open+1] [n]");
+}

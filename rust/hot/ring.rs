@@ -295,6 +295,24 @@ impl HotTier {
         self.columns.snapshot()
     }
 
+    /// Like `arrow_snapshot`, restricted to the events whose indexed `field` equals `value`;
+    /// None when more than `max_rows` match (a full snapshot is then cheaper to scan).
+    pub fn arrow_snapshot_where(
+        &self,
+        field: Field,
+        value: &str,
+        max_rows: usize,
+    ) -> Option<Vec<arrow_array::RecordBatch>> {
+        let Some(seqs) = self.seqs(field, value) else {
+            return Some(Vec::new());
+        };
+        if seqs.len() > max_rows {
+            return None;
+        }
+        let seqs: Vec<u64> = seqs.iter().copied().collect();
+        Some(self.columns.snapshot_of(&seqs))
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

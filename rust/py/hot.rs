@@ -101,6 +101,20 @@ impl PyHotTier {
         super::arrow::PyArrowSnapshot::new(self.0.arrow_snapshot())
     }
 
+    /// The rows whose indexed `field` equals `value`, or None when more than `max_rows` match.
+    fn arrow_snapshot_where(
+        &self,
+        field: &str,
+        value: &str,
+        max_rows: usize,
+    ) -> PyResult<Option<super::arrow::PyArrowSnapshot>> {
+        let field: Field = field.parse()?;
+        Ok(self
+            .0
+            .arrow_snapshot_where(field, value, max_rows)
+            .map(super::arrow::PyArrowSnapshot::new))
+    }
+
     fn records<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
         bytes_list(py, self.0.records())
     }

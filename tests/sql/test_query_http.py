@@ -141,3 +141,15 @@ def test_row_cap_and_timeout(make_server: Any) -> None:
     assert query(srv, "SELECT count(*) AS n FROM events")["rows"] == [{"n": 400}]
     status, payload = srv.json("GET", "/health")
     assert status == 200
+
+
+def test_index_pushdown_gives_the_same_answer_as_a_scan(loaded: Server) -> None:
+    """`trace_id = $1` is answered from the index's rows; `trace_id || '' = $1` scans every row."""
+    unindexable = "(trace_id || '')"
+    for sql_filter in ("trace_id = $1", "e.trace_id = $1 AND e.duration_ms > 6"):
+        pushed = query(loaded, f"SELECT id FROM events e WHERE {sql_filter} ORDER BY id", ["trace-0"])["rows"]
+        scan_filter = sql_filter.replace("e.trace_id", "trace_id").replace("trace_id", unindexable)
+        scanned = query(loaded, f"SELECT id FROM events e WHERE {scan_filter} ORDER BY id", ["trace-0"])["rows"]
+        assert pushed == scanned and pushed
+    assert query(loaded, "SELECT count(*) AS n FROM traces WHERE session_id = 'sess-1'")["rows"] == [{"n": 3}]
+    assert query(loaded, "SELECT count(*) AS n FROM events WHERE trace_id = 'no-such-trace'")["rows"] == [{"n": 0}]

@@ -21,7 +21,11 @@ from typing import Any
 import orjson
 
 from ..errors import EventValidationError
-from .validate import validate
+from .pushdown import index_filter
+from .validate import DIALECT, check
+
+# Above this many index matches, scanning the full snapshot is cheaper than slicing row runs.
+_PUSHDOWN_MAX_ROWS = 20_000
 
 # The hot tier's Arrow columns (rust/hot/arrow.rs); `payload` and `extra` hold JSON text and are
 # exposed as JSON so a legacy row's payload comes back as an object, as in the original.
@@ -103,17 +107,27 @@ class SqlEngine:
     async def run(self, sql: Any, params: Any = None) -> QueryResult:
         """Validate, snapshot, run on the worker. Raises EventValidationError (400), QueryTimeout,
         QueryBusy or QueryFailed."""
-        text = validate(sql)
+        tree = check(sql)
         values = check_params(params)
         if self._in_flight >= self.max_waiting:
             raise QueryBusy(f"Too many queries in progress ({self.max_waiting}); try again")
-        snapshot = self.hot.arrow_snapshot()
+        snapshot = self._snapshot(tree, values)
+        text = tree.sql(dialect=DIALECT)
         self._in_flight += 1
         try:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._executor, self._execute, text, values, snapshot)
         finally:
             self._in_flight -= 1
+
+    def _snapshot(self, tree: Any, params: list[Any]) -> Any:
+        """The rows the query can see; only the index matches when pushdown.py allows it."""
+        found = index_filter(tree, params)
+        if found is not None:
+            snapshot = self.hot.arrow_snapshot_where(found[0], found[1], _PUSHDOWN_MAX_ROWS)
+            if snapshot is not None:
+                return snapshot
+        return self.hot.arrow_snapshot()
 
     def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)

@@ -83,6 +83,11 @@ def _bad(message: str) -> EventValidationError:
 
 def validate(sql: Any) -> str:
     """The SQL to run for `sql`, or EventValidationError (HTTP 400) naming the problem."""
+    return check(sql).sql(dialect=DIALECT)
+
+
+def check(sql: Any) -> exp.Query:
+    """The checked (and lightly rewritten) syntax tree of `sql`; raises like `validate`."""
     if sql is None:
         raise _bad("SQL query is required")
     if not isinstance(sql, str):
@@ -105,7 +110,7 @@ def validate(sql: Any) -> str:
     _check_tree(tree)
     _name_bare_counts(tree)
     _lenient_numeric_aggregates(tree)
-    return tree.sql(dialect=DIALECT)
+    return tree
 
 
 def _tokens(sql: str) -> list[Token]:
