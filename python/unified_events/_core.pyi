@@ -99,6 +99,9 @@ class HotTier:
         """Every record, in insertion order."""
     def arrow_snapshot(self) -> ArrowSnapshot:
         """The held rows as Arrow columns (the `events` relation of SQL queries), as of this call."""
+    def arrow_segments(self) -> list[tuple[int, int, bool, ArrowSnapshot]]:
+        """`arrow_snapshot` by segment: (first seq, live rows, frozen, rows). A frozen segment's rows
+        stay the same while its (first seq, live rows) key does, so derived data can be cached."""
     def arrow_snapshot_where(self, field: str, value: str, max_rows: int) -> ArrowSnapshot | None:
         """Like `arrow_snapshot`, only the events whose indexed `field` (as in `find`) equals `value`;
         None when more than `max_rows` match."""

@@ -57,6 +57,7 @@ class QueryConfig:
     memory_limit_mb: int = 512
     threads: int = 1  # DuckDB threads; the event loop needs the other core
     max_waiting: int = 16  # queries queued or running before new ones get 503
+    worker_nice: int = 10  # niceness of the query thread, so fan-out keeps the CPU (0 = same as the loop)
     max_live_per_connection: int = 10
     max_live_total: int = 200
     min_live_interval_ms: int = 100  # the floor for a subscription's min_interval_ms
@@ -108,6 +109,7 @@ _SECTIONS: dict[str, type] = {
 _MINIMUMS: dict[str, float] = {
     "topic_ttl": 0,
     "fan_out.yield_interval_ms": 0,
+    "query.worker_nice": 0,
     "coalescing.max_delay_ms": 0,
     "http_port": 0,  # 0 = pick a free port (tests)
     "ws_port": 0,

@@ -444,7 +444,8 @@ class EventStream:
             from .sql.engine import SqlEngine
 
             q = self.config.query
-            self._sql = SqlEngine(self.hot, q.timeout_ms, q.max_rows, q.memory_limit_mb, q.threads, q.max_waiting)
+            self._sql = SqlEngine(self.hot, q.timeout_ms, q.max_rows, q.memory_limit_mb, q.threads, q.max_waiting,
+                                  q.worker_nice)
         return self._sql
 
     @property

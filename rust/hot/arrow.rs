@@ -10,12 +10,14 @@
 //! Columns come from the hot row JSON that `events.py` builds (one key per column), plus
 //! `extra`: the event's fields that have no column of their own, as a JSON object.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 
 /// Rows per frozen segment: big enough for DuckDB's 2048-row vectors, small enough that the
@@ -73,8 +75,24 @@ const COLUMNS: &[(&str, Kind)] = &[
     ("payload", Kind::Json),
     ("timestamp_ms", Kind::Int),
 ];
+const PAYLOAD: usize = 35;
 const SEQ_COLUMN: &str = "seq";
 const EXTRA_COLUMN: &str = "extra";
+
+/// Arrow bytes of a row of nulls: a 4-byte offset per text column, 8 bytes per number (and the
+/// `seq`). A row's size is this plus its text bytes; the ring counts it in its byte budget.
+pub const ARROW_ROW_FIXED: usize = {
+    let mut total = 8 + 4; // seq, extra
+    let mut i = 0;
+    while i < COLUMNS.len() {
+        total += match COLUMNS[i].1 {
+            Kind::Str | Kind::Json => 4,
+            Kind::Int | Kind::Real => 8,
+        };
+        i += 1;
+    }
+    total
+};
 
 /// The Arrow schema of the `events` relation.
 pub fn schema() -> SchemaRef {
@@ -115,22 +133,42 @@ impl Builder {
         }
     }
 
-    /// Append one JSON value (None = missing key) converted to the column's kind.
-    fn push(&mut self, kind: Kind, raw: Option<&RawValue>) {
+    /// Append one JSON value (None = missing key) converted to the column's kind; returns the
+    /// text bytes appended.
+    fn push(&mut self, kind: Kind, raw: Option<&RawValue>) -> usize {
         let text = raw.map(RawValue::get).filter(|t| *t != "null");
         match self {
             Self::Str(b) => match text {
-                None => b.append_null(),
+                None => {
+                    b.append_null();
+                    0
+                }
                 Some(t) if kind == Kind::Str && t.starts_with('"') => {
-                    match serde_json::from_str::<String>(t) {
-                        Ok(s) => b.append_value(s),
-                        Err(_) => b.append_null(),
+                    // Borrowed when the string has no escapes (the common case): no allocation.
+                    match serde_json::from_str::<CowStr<'_>>(t) {
+                        Ok(CowStr(s)) => {
+                            b.append_value(&s);
+                            s.len()
+                        }
+                        Err(_) => {
+                            b.append_null();
+                            0
+                        }
                     }
                 }
-                Some(t) => b.append_value(t),
+                Some(t) => {
+                    b.append_value(t);
+                    t.len()
+                }
             },
-            Self::Int(b) => b.append_option(text.and_then(as_int)),
-            Self::Real(b) => b.append_option(text.and_then(as_real)),
+            Self::Int(b) => {
+                b.append_option(text.and_then(as_int));
+                0
+            }
+            Self::Real(b) => {
+                b.append_option(text.and_then(as_real));
+                0
+            }
         }
     }
 
@@ -174,11 +212,11 @@ fn as_real(text: &str) -> Option<f64> {
 
 /// The event's own fields without a column (unified events: the frame's payload is the event).
 fn extra_json(frame: &[u8]) -> Option<String> {
-    let frame: HashMap<&str, &RawValue> = serde_json::from_slice(frame).ok()?;
-    let event: BTreeMap<String, &RawValue> = serde_json::from_str(frame.get("payload")?.get()).ok()?;
+    let frame: FxHashMap<&str, &RawValue> = serde_json::from_slice(frame).ok()?;
+    let event: Vec<(Cow<'_, str>, &RawValue)> = ordered_members(frame.get("payload")?.get())?;
     let mut out = String::from("{");
     for (key, value) in &event {
-        if COLUMNS.iter().any(|(name, _)| name == key) {
+        if is_column(key) {
             continue;
         }
         if out.len() > 1 {
@@ -190,6 +228,83 @@ fn extra_json(frame: &[u8]) -> Option<String> {
     }
     out.push('}');
     (out.len() > 2).then_some(out)
+}
+
+/// The members of a hot row. `events.py` writes them in `COLUMNS` order, so member `i` is
+/// column `i` and no hashing is needed; anything else falls back to a search by name.
+struct Row<'a, 'de> {
+    members: &'a [(Cow<'de, str>, &'de RawValue)],
+}
+
+impl<'a, 'de> Row<'a, 'de> {
+    fn new(members: &'a [(Cow<'de, str>, &'de RawValue)]) -> Self {
+        Self { members }
+    }
+
+    fn get(&self, i: usize, name: &str) -> Option<&'de RawValue> {
+        match self.members.get(i) {
+            Some((key, value)) if key == name => Some(*value),
+            _ => self.members.iter().find(|(key, _)| key == name).map(|(_, v)| *v),
+        }
+    }
+}
+
+fn is_column(key: &str) -> bool {
+    static SORTED: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let names = SORTED.get_or_init(|| {
+        let mut names: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names
+    });
+    names.binary_search(&key).is_ok()
+}
+
+/// A JSON string, borrowed from the document when it holds no escapes. (serde's own `Cow<str>`
+/// always allocates.)
+struct CowStr<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = CowStr<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The members of a JSON object in document order, values unparsed; None if not an object.
+fn ordered_members(text: &str) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
+    struct Members;
+    impl<'de> serde::de::Visitor<'de> for Members {
+        type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
+                out.push((key, map.next_value::<&'de RawValue>()?));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::Deserializer::deserialize_map(&mut de, Members).ok()
 }
 
 struct Frozen {
@@ -233,28 +348,34 @@ impl ColumnStore {
 
     /// Append the row of event `seq` (seqs arrive contiguous and increasing). `record` is the
     /// hot row JSON, `frame` the wire frame (for `extra`); a malformed record gives a row of nulls.
-    pub fn push(&mut self, seq: u64, record: &[u8], frame: &[u8]) {
+    /// Returns the row's size in Arrow buffers (`ARROW_ROW_FIXED` + its text).
+    pub fn push(&mut self, seq: u64, record: &[u8], frame: &[u8]) -> usize {
         if self.open_alive.is_empty() {
             self.open_first_seq = seq;
         }
         debug_assert_eq!(seq, self.open_first_seq + self.open_alive.len() as u64);
-        let row: HashMap<&str, &RawValue> = serde_json::from_slice(record).unwrap_or_default();
-        for (builder, &(name, kind)) in self.builders.iter_mut().zip(COLUMNS) {
-            builder.push(kind, row.get(name).copied());
+        let members = std::str::from_utf8(record).ok().and_then(ordered_members).unwrap_or_default();
+        let row = Row::new(&members);
+        let mut bytes = ARROW_ROW_FIXED;
+        for (i, (builder, &(name, kind))) in self.builders.iter_mut().zip(COLUMNS).enumerate() {
+            bytes += builder.push(kind, row.get(i, name));
         }
         let n = COLUMNS.len();
         if let Builder::Int(b) = &mut self.builders[n] {
             b.append_value(i64::try_from(seq).unwrap_or(i64::MAX));
         }
         // `extra` only for unified events: a legacy row carries its payload in `payload`.
-        let legacy = row.get("payload").is_some_and(|p| p.get() != "null");
+        let legacy = row.get(PAYLOAD, "payload").is_some_and(|p| p.get() != "null");
         if let Builder::Str(b) = &mut self.builders[n + 1] {
-            b.append_option(if legacy { None } else { extra_json(frame) });
+            let extra = if legacy { None } else { extra_json(frame) };
+            bytes += extra.as_ref().map_or(0, String::len);
+            b.append_option(extra);
         }
         self.open_alive.push(true);
         if self.open_alive.len() == SEGMENT_ROWS {
             self.freeze();
         }
+        bytes
     }
 
     fn freeze(&mut self) {
@@ -297,12 +418,37 @@ impl ColumnStore {
     pub fn snapshot(&self) -> Vec<RecordBatch> {
         let mut out = Vec::new();
         for seg in &self.frozen {
-            push_live_runs(&mut out, &seg.batch, &seg.alive);
+            if seg.live == seg.alive.len() {
+                out.push(seg.batch.clone()); // the common case: nothing evicted from it
+            } else {
+                push_live_runs(&mut out, &seg.batch, &seg.alive);
+            }
         }
         if self.open_alive.iter().any(|a| *a) {
             let columns = self.builders.iter().map(Builder::finish_cloned).collect();
             let batch = RecordBatch::try_new(schema(), columns).expect("builders match the schema");
             push_live_runs(&mut out, &batch, &self.open_alive);
+        }
+        out
+    }
+
+    /// The live rows by segment: `(first seq, live rows, frozen, batches)`. A frozen segment's
+    /// batches stay the same as long as its first seq and live count do, so a consumer may
+    /// cache what it derives from them under that key; the open segment is a fresh copy.
+    pub fn segments(&self) -> Vec<(u64, usize, bool, Vec<RecordBatch>)> {
+        let mut out = Vec::with_capacity(self.frozen.len() + 1);
+        for seg in &self.frozen {
+            let mut batches = Vec::new();
+            push_live_runs(&mut batches, &seg.batch, &seg.alive);
+            out.push((seg.first_seq, seg.live, true, batches));
+        }
+        let live = self.open_alive.iter().filter(|a| **a).count();
+        if live > 0 {
+            let columns = self.builders.iter().map(Builder::finish_cloned).collect();
+            let batch = RecordBatch::try_new(schema(), columns).expect("builders match the schema");
+            let mut batches = Vec::new();
+            push_live_runs(&mut batches, &batch, &self.open_alive);
+            out.push((self.open_first_seq, live, false, batches));
         }
         out
     }

@@ -108,3 +108,32 @@ fn snapshot_of_selected_seqs_skips_dead_rows_and_spans_segments() {
     assert_eq!(got, expected);
     assert_eq!(batches.len(), 6, "runs: [2] [4,5] [9] [last frozen] [open, open+1] [n]");
 }
+
+#[test]
+fn escaped_strings_and_keys_are_decoded() {
+    let mut store = ColumnStore::new();
+    let record = br#"{"id":"a\"b","log_message":"line\nnext","payload":null}"#;
+    store.push(1, record, &frame(r#","k\"ey":"v\u00e9","n":[1,2]"#));
+    let batch = &store.snapshot()[0];
+    let s = schema();
+    let text = |name: &str| batch.column(s.index_of(name).unwrap()).as_string::<i32>().value(0).to_owned();
+    assert_eq!(text("id"), "a\"b");
+    assert_eq!(text("log_message"), "line\nnext");
+    assert_eq!(text("extra"), r#"{"k\"ey":"v\u00e9","n":[1,2]}"#, "values keep their JSON text");
+}
+
+#[test]
+fn segments_carry_keys_that_change_with_their_rows() {
+    let mut store = ColumnStore::new();
+    for seq in 1..=SEGMENT_ROWS as u64 + 3 {
+        store.push(seq, &record("r", "200"), &frame(""));
+    }
+    let keys = |s: &ColumnStore| -> Vec<(u64, usize, bool)> {
+        s.segments().iter().map(|(f, l, z, _)| (*f, *l, *z)).collect()
+    };
+    assert_eq!(keys(&store), vec![(1, SEGMENT_ROWS, true), (SEGMENT_ROWS as u64 + 1, 3, false)]);
+    store.kill(2);
+    assert_eq!(keys(&store)[0], (1, SEGMENT_ROWS - 1, true));
+    let rows: usize = store.segments().iter().flat_map(|s| &s.3).map(RecordBatch::num_rows).sum();
+    assert_eq!(rows, SEGMENT_ROWS + 2);
+}

@@ -18,6 +18,7 @@ use crate::topic::PatternKind;
 
 /// Bookkeeping per entry beyond its strings and documents (entry struct, deque slot, index
 /// slots and hash-map nodes), so `bytes_used` tracks real memory roughly, not just payloads.
+/// The entry's Arrow row (`arrow::ColumnStore::push`) is counted too.
 pub const ENTRY_OVERHEAD: usize = 256;
 
 /// The indexed fields, in the order of `Entry::fields`.
@@ -148,9 +149,11 @@ impl HotTier {
             Some(meta.ns),
             Some(meta.topic),
         ];
+        let arrow_bytes = self.columns.push(seq, record, frame);
         let bytes = ENTRY_OVERHEAD
             + frame.len()
             + record.len()
+            + arrow_bytes
             + fields.iter().flatten().map(|s| s.len()).sum::<usize>();
         for (index, value) in self.indexes.iter_mut().zip(fields) {
             if let Some(v) = value {
@@ -162,7 +165,6 @@ impl HotTier {
                 }
             }
         }
-        self.columns.push(seq, record, frame);
         self.entries.push_back(Entry {
             seq,
             timestamp_ms: meta.timestamp_ms,
@@ -293,6 +295,12 @@ impl HotTier {
     /// The held events as Arrow batches (`arrow::schema()`), consistent as of this call.
     pub fn arrow_snapshot(&self) -> Vec<arrow_array::RecordBatch> {
         self.columns.snapshot()
+    }
+
+    /// `arrow_snapshot` split by segment, for consumers that cache per frozen segment
+    /// (see `arrow::ColumnStore::segments`).
+    pub fn arrow_segments(&self) -> Vec<(u64, usize, bool, Vec<arrow_array::RecordBatch>)> {
+        self.columns.segments()
     }
 
     /// Like `arrow_snapshot`, restricted to the events whose indexed `field` equals `value`;

@@ -108,7 +108,8 @@ fn retention() {
 
 #[test]
 fn byte_budget() {
-    let one = ENTRY_OVERHEAD + 2 + 2 + 1 + 1 + 4 + 1; // frame, record, id, topic, type, ns
+    // frame, record, id, topic, type, ns, and a row of nulls in the Arrow columns
+    let one = ENTRY_OVERHEAD + 2 + 2 + 1 + 1 + 4 + 1 + crate::hot::arrow::ARROW_ROW_FIXED;
     let mut h = HotTier::new(i64::MAX, one * 3);
     for i in 0..5 {
         add(&mut h, &i.to_string(), "t", i);

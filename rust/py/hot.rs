@@ -101,6 +101,18 @@ impl PyHotTier {
         super::arrow::PyArrowSnapshot::new(self.0.arrow_snapshot())
     }
 
+    /// The held rows by segment: (first seq, live rows, frozen, snapshot). A frozen segment's
+    /// rows are the same for as long as its (first seq, live rows) key is.
+    fn arrow_segments(&self) -> Vec<(u64, usize, bool, super::arrow::PyArrowSnapshot)> {
+        self.0
+            .arrow_segments()
+            .into_iter()
+            .map(|(first, live, frozen, batches)| {
+                (first, live, frozen, super::arrow::PyArrowSnapshot::new(batches))
+            })
+            .collect()
+    }
+
     /// The rows whose indexed `field` equals `value`, or None when more than `max_rows` match.
     fn arrow_snapshot_where(
         &self,
