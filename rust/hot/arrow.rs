@@ -438,8 +438,13 @@ impl ColumnStore {
     pub fn segments(&self) -> Vec<(u64, usize, bool, Vec<RecordBatch>)> {
         let mut out = Vec::with_capacity(self.frozen.len() + 1);
         for seg in &self.frozen {
-            let mut batches = Vec::new();
-            push_live_runs(&mut batches, &seg.batch, &seg.alive);
+            let batches = if seg.live == seg.alive.len() {
+                vec![seg.batch.clone()]
+            } else {
+                let mut runs = Vec::new();
+                push_live_runs(&mut runs, &seg.batch, &seg.alive);
+                runs
+            };
             out.push((seg.first_seq, seg.live, true, batches));
         }
         let live = self.open_alive.iter().filter(|a| **a).count();
