@@ -42,6 +42,10 @@ test: test-rust test-python  ## everything CI runs
 bench: build-prod  ## the side-by-side fan-out benchmark (see bench/README.md)
 	$(PY) bench/fanout.py
 
+.PHONY: bench-sql
+bench-sql: build-prod  ## SQL over the hot tier with 1M events (see bench/README.md)
+	$(PY) bench/sql_query.py
+
 lint:  ## clippy and rustfmt
 	cargo clippy --quiet -- -D warnings
 	cargo fmt --check

@@ -81,6 +81,24 @@ async def timed_queries(stream: EventStream, sql: str, params: list[Any], runs: 
     return samples
 
 
+def native_group_by(hot: Any, runs: int) -> dict[str, float]:
+    """Reference for (b): the same GROUP BY on a DuckDB-native table of the same rows, same thread
+    count, no snapshot and no JSON: what DuckDB itself costs on this machine right now."""
+    import duckdb
+
+    con = duckdb.connect(":memory:", config={"threads": 1})
+    con.register("src", pa.table(hot.arrow_snapshot()))
+    con.execute("CREATE TABLE events AS SELECT service_name, duration_ms FROM src")
+    con.unregister("src")
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        con.execute(GROUP_SQL).fetchall()
+        samples.append((time.perf_counter() - t0) * 1000)
+    con.close()
+    return summary(samples)
+
+
 async def fanout_latency(stream: EventStream, seconds: float, rate: int) -> list[float]:
     """Publish `rate` events/s to one in-process subscriber; latency publish -> consumer (ms)."""
     latencies: list[float] = []
@@ -148,6 +166,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         filter_ms.append((time.perf_counter() - t0) * 1000)
     out["a_trace_filter_ms"] = summary(filter_ms)
     out["b_group_by_p95_ms"] = summary(await timed_queries(stream, GROUP_SQL, [], max(10, args.runs // 2)))
+    out["b_same_query_native_duckdb_table_ms"] = native_group_by(hot, max(10, args.runs // 2))
 
     idle = await fanout_latency(stream, args.latency_s, args.rate)
     busy_flag = True

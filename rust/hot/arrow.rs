@@ -244,7 +244,11 @@ impl<'a, 'de> Row<'a, 'de> {
     fn get(&self, i: usize, name: &str) -> Option<&'de RawValue> {
         match self.members.get(i) {
             Some((key, value)) if key == name => Some(*value),
-            _ => self.members.iter().find(|(key, _)| key == name).map(|(_, v)| *v),
+            _ => self
+                .members
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, v)| *v),
         }
     }
 }
@@ -295,7 +299,10 @@ fn ordered_members(text: &str) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
             f.write_str("a JSON object")
         }
 
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
             while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
                 out.push((key, map.next_value::<&'de RawValue>()?));
@@ -354,7 +361,10 @@ impl ColumnStore {
             self.open_first_seq = seq;
         }
         debug_assert_eq!(seq, self.open_first_seq + self.open_alive.len() as u64);
-        let members = std::str::from_utf8(record).ok().and_then(ordered_members).unwrap_or_default();
+        let members = std::str::from_utf8(record)
+            .ok()
+            .and_then(ordered_members)
+            .unwrap_or_default();
         let row = Row::new(&members);
         let mut bytes = ARROW_ROW_FIXED;
         for (i, (builder, &(name, kind))) in self.builders.iter_mut().zip(COLUMNS).enumerate() {
@@ -365,7 +375,9 @@ impl ColumnStore {
             b.append_value(i64::try_from(seq).unwrap_or(i64::MAX));
         }
         // `extra` only for unified events: a legacy row carries its payload in `payload`.
-        let legacy = row.get(PAYLOAD, "payload").is_some_and(|p| p.get() != "null");
+        let legacy = row
+            .get(PAYLOAD, "payload")
+            .is_some_and(|p| p.get() != "null");
         if let Builder::Str(b) = &mut self.builders[n + 1] {
             let extra = if legacy { None } else { extra_json(frame) };
             bytes += extra.as_ref().map_or(0, String::len);
@@ -386,19 +398,31 @@ impl ColumnStore {
         let first_seq = self.open_first_seq;
         self.open_first_seq += alive.len() as u64;
         if live > 0 {
-            self.frozen.push_back(Frozen { first_seq, batch, alive, live });
+            self.frozen.push_back(Frozen {
+                first_seq,
+                batch,
+                alive,
+                live,
+            });
         }
     }
 
     /// Mark the row of `seq` evicted; frees its segment once every row in it is.
     pub fn kill(&mut self, seq: u64) {
         if seq >= self.open_first_seq {
-            if let Some(a) = self.open_alive.get_mut((seq - self.open_first_seq) as usize) {
+            if let Some(a) = self
+                .open_alive
+                .get_mut((seq - self.open_first_seq) as usize)
+            {
                 *a = false;
             }
             return;
         }
-        let Some(i) = self.frozen.partition_point(|f| f.first_seq <= seq).checked_sub(1) else {
+        let Some(i) = self
+            .frozen
+            .partition_point(|f| f.first_seq <= seq)
+            .checked_sub(1)
+        else {
             return;
         };
         let seg = &mut self.frozen[i];
@@ -472,7 +496,11 @@ impl ColumnStore {
             // Extend the run while seqs stay consecutive, live and in this segment.
             let start = (seqs[i] - batch_seq) as usize;
             let mut end = start;
-            while end < alive.len() && alive[end] && i < seqs.len() && seqs[i] == batch_seq + end as u64 {
+            while end < alive.len()
+                && alive[end]
+                && i < seqs.len()
+                && seqs[i] == batch_seq + end as u64
+            {
                 end += 1;
                 i += 1;
             }
@@ -499,14 +527,20 @@ impl ColumnStore {
             });
             return Some((self.open_first_seq, batch.clone(), &self.open_alive));
         }
-        let i = self.frozen.partition_point(|f| f.first_seq <= seq).checked_sub(1)?;
+        let i = self
+            .frozen
+            .partition_point(|f| f.first_seq <= seq)
+            .checked_sub(1)?;
         let seg = &self.frozen[i];
         Some((seg.first_seq, seg.batch.clone(), &seg.alive))
     }
 
     /// Bytes held by the Arrow buffers (frozen segments and open builders' data so far).
     pub fn frozen_bytes(&self) -> usize {
-        self.frozen.iter().map(|f| f.batch.get_array_memory_size()).sum()
+        self.frozen
+            .iter()
+            .map(|f| f.batch.get_array_memory_size())
+            .sum()
     }
 }
 

@@ -1,6 +1,6 @@
-use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::Array;
 
 use super::*;
 
@@ -35,14 +35,27 @@ fn typed_columns_and_extra() {
     store.push(2, &record("b", "\"oops\""), &frame(""));
     let batch = &store.snapshot()[0];
     let s = schema();
-    let status = batch.column(s.index_of("http_status").unwrap()).as_primitive::<Int64Type>();
+    let status = batch
+        .column(s.index_of("http_status").unwrap())
+        .as_primitive::<Int64Type>();
     assert_eq!(status.value(0), 500);
-    assert!(status.is_null(1), "a string in an integer column becomes null");
-    let duration = batch.column(s.index_of("duration_ms").unwrap()).as_primitive::<Float64Type>();
+    assert!(
+        status.is_null(1),
+        "a string in an integer column becomes null"
+    );
+    let duration = batch
+        .column(s.index_of("duration_ms").unwrap())
+        .as_primitive::<Float64Type>();
     assert_eq!(duration.value(0), 1.5);
     let data = batch.column(s.index_of("data").unwrap()).as_string::<i32>();
-    assert_eq!(data.value(0), r#"{"a":1}"#, "JSON text columns keep the text, unquoted");
-    let extra = batch.column(s.index_of("extra").unwrap()).as_string::<i32>();
+    assert_eq!(
+        data.value(0),
+        r#"{"a":1}"#,
+        "JSON text columns keep the text, unquoted"
+    );
+    let extra = batch
+        .column(s.index_of("extra").unwrap())
+        .as_string::<i32>();
     assert_eq!(extra.value(0), r#"{"db_system":"postgres"}"#);
     assert!(extra.is_null(1), "no fields beyond the columns: null");
 }
@@ -60,7 +73,10 @@ fn segments_freeze_and_evicted_rows_disappear() {
     let got = seqs(&store);
     assert_eq!(got.len(), n as usize - 2);
     assert!(!got.contains(&5) && !got.contains(&(SEGMENT_ROWS as i64 * 2 + 3)));
-    assert!(got.windows(2).all(|w| w[0] < w[1]), "insertion order is kept");
+    assert!(
+        got.windows(2).all(|w| w[0] < w[1]),
+        "insertion order is kept"
+    );
     for seq in 1..=SEGMENT_ROWS as u64 {
         store.kill(seq);
     }
@@ -97,16 +113,34 @@ fn snapshot_of_selected_seqs_skips_dead_rows_and_spans_segments() {
     }
     store.kill(3);
     let last_frozen = SEGMENT_ROWS as u64;
-    let wanted = [2, 3, 4, 5, 9, last_frozen, last_frozen + 1, last_frozen + 2, n];
+    let wanted = [
+        2,
+        3,
+        4,
+        5,
+        9,
+        last_frozen,
+        last_frozen + 1,
+        last_frozen + 2,
+        n,
+    ];
     let batches = store.snapshot_of(&wanted);
     let idx = schema().index_of("seq").unwrap();
     let got: Vec<i64> = batches
         .iter()
         .flat_map(|b| b.column(idx).as_primitive::<Int64Type>().values().to_vec())
         .collect();
-    let expected: Vec<i64> = wanted.iter().filter(|&&s| s != 3).map(|&s| s as i64).collect();
+    let expected: Vec<i64> = wanted
+        .iter()
+        .filter(|&&s| s != 3)
+        .map(|&s| s as i64)
+        .collect();
     assert_eq!(got, expected);
-    assert_eq!(batches.len(), 6, "runs: [2] [4,5] [9] [last frozen] [open, open+1] [n]");
+    assert_eq!(
+        batches.len(),
+        6,
+        "runs: [2] [4,5] [9] [last frozen] [open, open+1] [n]"
+    );
 }
 
 #[test]
@@ -116,10 +150,20 @@ fn escaped_strings_and_keys_are_decoded() {
     store.push(1, record, &frame(r#","k\"ey":"v\u00e9","n":[1,2]"#));
     let batch = &store.snapshot()[0];
     let s = schema();
-    let text = |name: &str| batch.column(s.index_of(name).unwrap()).as_string::<i32>().value(0).to_owned();
+    let text = |name: &str| {
+        batch
+            .column(s.index_of(name).unwrap())
+            .as_string::<i32>()
+            .value(0)
+            .to_owned()
+    };
     assert_eq!(text("id"), "a\"b");
     assert_eq!(text("log_message"), "line\nnext");
-    assert_eq!(text("extra"), r#"{"k\"ey":"v\u00e9","n":[1,2]}"#, "values keep their JSON text");
+    assert_eq!(
+        text("extra"),
+        r#"{"k\"ey":"v\u00e9","n":[1,2]}"#,
+        "values keep their JSON text"
+    );
 }
 
 #[test]
@@ -129,11 +173,22 @@ fn segments_carry_keys_that_change_with_their_rows() {
         store.push(seq, &record("r", "200"), &frame(""));
     }
     let keys = |s: &ColumnStore| -> Vec<(u64, usize, bool)> {
-        s.segments().iter().map(|(f, l, z, _)| (*f, *l, *z)).collect()
+        s.segments()
+            .iter()
+            .map(|(f, l, z, _)| (*f, *l, *z))
+            .collect()
     };
-    assert_eq!(keys(&store), vec![(1, SEGMENT_ROWS, true), (SEGMENT_ROWS as u64 + 1, 3, false)]);
+    assert_eq!(
+        keys(&store),
+        vec![(1, SEGMENT_ROWS, true), (SEGMENT_ROWS as u64 + 1, 3, false)]
+    );
     store.kill(2);
     assert_eq!(keys(&store)[0], (1, SEGMENT_ROWS - 1, true));
-    let rows: usize = store.segments().iter().flat_map(|s| &s.3).map(RecordBatch::num_rows).sum();
+    let rows: usize = store
+        .segments()
+        .iter()
+        .flat_map(|s| &s.3)
+        .map(RecordBatch::num_rows)
+        .sum();
     assert_eq!(rows, SEGMENT_ROWS + 2);
 }

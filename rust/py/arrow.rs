@@ -50,6 +50,9 @@ impl PyArrowSnapshot {
     /// Bytes of the Arrow buffers this snapshot references (shared with the hot tier).
     #[getter]
     fn nbytes(&self) -> usize {
-        self.batches.iter().map(RecordBatch::get_array_memory_size).sum()
+        self.batches
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
     }
 }

@@ -108,7 +108,12 @@ impl PyHotTier {
             .arrow_segments()
             .into_iter()
             .map(|(first, live, frozen, batches)| {
-                (first, live, frozen, super::arrow::PyArrowSnapshot::new(batches))
+                (
+                    first,
+                    live,
+                    frozen,
+                    super::arrow::PyArrowSnapshot::new(batches),
+                )
             })
             .collect()
     }
