@@ -126,6 +126,8 @@ class SqlEngine:
         # segment and new segments are imported per query.
         self._segment_cache: dict[tuple[int, int], list[Any]] = {}
         self._schema: Any = None
+        self._watchdog = _Watchdog()
+        self._idle_check: asyncio.TimerHandle | None = None
 
     async def run(self, sql: Any, params: Any = None) -> QueryResult:
         """Validate, snapshot, run on the worker. Raises EventValidationError (400), QueryTimeout,
@@ -143,11 +145,17 @@ class SqlEngine:
         finally:
             self._in_flight -= 1
             self._last_query = time.monotonic()
-            loop.call_later(_CACHE_IDLE_S + 0.1, self._forget_if_idle)
+            if self._idle_check is None:
+                self._idle_check = loop.call_later(_CACHE_IDLE_S, self._forget_if_idle)
 
     def _forget_if_idle(self) -> None:
-        if self._in_flight == 0 and time.monotonic() - self._last_query >= _CACHE_IDLE_S:
+        idle_for = time.monotonic() - self._last_query
+        if self._in_flight == 0 and idle_for >= _CACHE_IDLE_S:
+            self._idle_check = None
             self._executor.submit(self._segment_cache.clear)
+        else:
+            self._idle_check = asyncio.get_running_loop().call_later(
+                max(0.1, _CACHE_IDLE_S - idle_for), self._forget_if_idle)
 
     def _snapshot(self, tree: Any, params: list[Any]) -> Any:
         """The rows the query can see; only the index matches when pushdown.py allows it."""
@@ -159,6 +167,8 @@ class SqlEngine:
         return self.hot.arrow_segments()
 
     def close(self) -> None:
+        if self._idle_check is not None:
+            self._idle_check.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ the worker thread
@@ -191,8 +201,7 @@ class SqlEngine:
         started = time.perf_counter()
         con = self._connection()
         con.register("hot_rows", self._table(snapshot))  # shares the snapshot's buffers
-        timer = threading.Timer(self.timeout_s, con.interrupt)
-        timer.start()
+        self._watchdog.arm(con, self.timeout_s)
         try:
             wrapped = f"SELECT to_json(_q) FROM ({sql}) AS _q LIMIT {self.max_rows + 1}"
             rows: list[tuple[str]] = con.execute(wrapped, params).fetchall()
@@ -207,7 +216,7 @@ class SqlEngine:
         except duckdb.Error as exc:
             raise QueryFailed(str(exc).split("\n\n")[0], 500) from None
         finally:
-            timer.cancel()
+            self._watchdog.disarm()
             con.unregister("hot_rows")
         truncated = len(rows) > self.max_rows
         if truncated:
@@ -239,6 +248,42 @@ class SqlEngine:
             batches.extend(cached)
         self._segment_cache = keep
         return pa.Table.from_batches(batches, schema=self._schema)
+
+
+class _Watchdog:
+    """Interrupts the running query at its deadline. One long-lived thread, started at first use,
+    instead of a timer thread per query (thread start-up costs more than a small query)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._deadline: float | None = None
+        self._con: Any = None
+        self._thread: threading.Thread | None = None
+
+    def arm(self, con: Any, seconds: float) -> None:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="ue-sql-watchdog", daemon=True)
+                self._thread.start()
+            self._con, self._deadline = con, time.monotonic() + seconds
+            self._cond.notify()
+
+    def disarm(self) -> None:
+        with self._cond:
+            self._deadline = None
+
+    def _watch(self) -> None:
+        with self._cond:
+            while True:
+                if self._deadline is None:
+                    self._cond.wait()
+                    continue
+                remaining = self._deadline - time.monotonic()
+                if remaining > 0:
+                    self._cond.wait(remaining)
+                    continue
+                self._deadline = None
+                self._con.interrupt()
 
 
 def _without_non_finite(body: bytes) -> bytes:
