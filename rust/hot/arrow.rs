@@ -15,10 +15,13 @@ use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
+use std::fmt::Write as _;
 
 /// Rows per frozen segment: big enough for DuckDB's 2048-row vectors, small enough that the
 /// copy of the open segment per snapshot stays in the tens of microseconds.
@@ -511,6 +514,56 @@ impl ColumnStore {
             }
         }
         out
+    }
+
+    /// Seqs below this are in frozen segments (or gone): their rows can be read back.
+    pub fn frozen_below(&self) -> u64 {
+        self.open_first_seq
+    }
+
+    /// The hot row JSON of a live row in a frozen segment, rebuilt from the columns in the shape
+    /// `events.py` writes (compact, `COLUMNS` order). None when `seq` is not frozen and live.
+    /// The ring keeps a row's original JSON unless this reproduces it byte for byte.
+    pub fn row_json(&self, seq: u64) -> Option<String> {
+        let i = self
+            .frozen
+            .partition_point(|f| f.first_seq <= seq)
+            .checked_sub(1)?;
+        let seg = &self.frozen[i];
+        let row = usize::try_from(seq - seg.first_seq).ok()?;
+        if !*seg.alive.get(row)? {
+            return None;
+        }
+        let mut out = String::with_capacity(768);
+        out.push('{');
+        for (c, &(name, kind)) in COLUMNS.iter().enumerate() {
+            if c > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":");
+            let column = seg.batch.column(c);
+            if column.is_null(row) {
+                out.push_str("null");
+                continue;
+            }
+            match kind {
+                Kind::Str => {
+                    out.push_str(&serde_json::to_string(column.as_string::<i32>().value(row)).ok()?)
+                }
+                Kind::Json => out.push_str(column.as_string::<i32>().value(row)),
+                Kind::Int => {
+                    write!(out, "{}", column.as_primitive::<Int64Type>().value(row)).ok()?
+                }
+                // Debug keeps a `.0` on whole numbers, as orjson writes Python floats.
+                Kind::Real => {
+                    write!(out, "{:?}", column.as_primitive::<Float64Type>().value(row)).ok()?
+                }
+            }
+        }
+        out.push('}');
+        Some(out)
     }
 
     /// (first seq, batch, alive flags) of the segment holding `seq`; the open segment is

@@ -22,8 +22,11 @@ impl From<CoreError> for PyErr {
 }
 
 /// Python bytes for each slice.
-fn bytes_list<'py>(py: Python<'py>, items: Vec<&[u8]>) -> Vec<Bound<'py, PyBytes>> {
-    items.into_iter().map(|b| PyBytes::new(py, b)).collect()
+fn bytes_list<'py, B: AsRef<[u8]>>(py: Python<'py>, items: Vec<B>) -> Vec<Bound<'py, PyBytes>> {
+    items
+        .into_iter()
+        .map(|b| PyBytes::new(py, b.as_ref()))
+        .collect()
 }
 
 /// None when valid, else (error_code, message) with the original's texts.
