@@ -158,7 +158,7 @@ def test_index_pushdown_gives_the_same_answer_as_a_scan(loaded: Server) -> None:
 def test_sql_sees_exactly_the_hot_tier_across_segments_and_eviction(make_server: Any) -> None:
     """The Arrow columns are kept in 4096-row segments (cached by the engine between queries) and
     evicted with the ring: after each batch, SQL counts what the ring holds, seqs contiguous."""
-    srv = make_server({"hot_tier_max_bytes": 8 << 20})
+    srv = make_server({"hot_tier_max_bytes": 4 << 20})
     for batch in range(8):
         events = [{"event_type": "log", "event_name": "fill", "ns": "seg", "id": f"seg-{batch}-{i}"}
                   for i in range(1000)]
