@@ -21,6 +21,8 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
+
+use super::json::{as_int, as_real, ordered_members, CowStr};
 use std::fmt::Write as _;
 
 /// Rows per frozen segment: big enough for DuckDB's 2048-row vectors, small enough that the
@@ -192,27 +194,6 @@ impl Builder {
     }
 }
 
-/// Integers as given; whole floats and booleans converted; anything else (strings) is null.
-fn as_int(text: &str) -> Option<i64> {
-    match text {
-        "true" => Some(1),
-        "false" => Some(0),
-        _ => text.parse::<i64>().ok().or_else(|| {
-            let f = text.parse::<f64>().ok()?;
-            // Saturating cast is fine: only whole, in-range floats get here.
-            (f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e18).then_some(f as i64)
-        }),
-    }
-}
-
-fn as_real(text: &str) -> Option<f64> {
-    match text {
-        "true" => Some(1.0),
-        "false" => Some(0.0),
-        _ => text.parse::<f64>().ok().filter(|f| f.is_finite()),
-    }
-}
-
 /// The event's own fields without a column (unified events: the frame's payload is the event).
 fn extra_json(frame: &[u8]) -> Option<String> {
     let frame: FxHashMap<&str, &RawValue> = serde_json::from_slice(frame).ok()?;
@@ -264,57 +245,6 @@ fn is_column(key: &str) -> bool {
         names
     });
     names.binary_search(&key).is_ok()
-}
-
-/// A JSON string, borrowed from the document when it holds no escapes. (serde's own `Cow<str>`
-/// always allocates.)
-struct CowStr<'de>(Cow<'de, str>);
-
-impl<'de> serde::Deserialize<'de> for CowStr<'de> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = CowStr<'de>;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(CowStr(Cow::Borrowed(v)))
-            }
-
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(CowStr(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
-/// The members of a JSON object in document order, values unparsed; None if not an object.
-fn ordered_members(text: &str) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
-    struct Members;
-    impl<'de> serde::de::Visitor<'de> for Members {
-        type Value = Vec<(Cow<'de, str>, &'de RawValue)>;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.write_str("a JSON object")
-        }
-
-        fn visit_map<A: serde::de::MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(CowStr(key)) = map.next_key::<CowStr<'de>>()? {
-                out.push((key, map.next_value::<&'de RawValue>()?));
-            }
-            Ok(out)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde::Deserializer::deserialize_map(&mut de, Members).ok()
 }
 
 struct Frozen {
