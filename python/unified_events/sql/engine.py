@@ -1,12 +1,13 @@
 """Running validated SQL on DuckDB over an Arrow snapshot of the hot tier.
 
-One locked-down in-memory DuckDB connection, used from one worker thread, so queries never run
-on the event loop and never touch each other's state. Per query: the snapshot is taken on the
-loop (the Rust ring copies only its open segment; frozen segments are shared), registered as
-`hot_rows`, and the relations `events`, `traces`, `logs`, `metrics`, `sessions` are views over
-it created once. A timer interrupts a query that runs past the timeout. Rows are serialised to
-JSON by DuckDB itself (`to_json`), so a 10 000-row answer costs the worker little GIL time.
-"""
+One locked-down in-memory DuckDB connection, used from one worker thread (niced, so fan-out keeps
+the CPU), so queries never run on the event loop and never touch each other's state. Per query:
+the snapshot is taken on the loop (the Rust ring copies only its open segment; frozen segments are
+shared; with index pushdown only the matching rows), turned into a pyarrow Table on the worker
+(frozen segments come from a cache), registered as `hot_rows`, and the relations `events`,
+`traces`, `logs`, `metrics`, `sessions` are views over it created once. A watchdog thread
+interrupts a query that runs past the timeout. Rows are serialised to JSON by DuckDB itself
+(`to_json`), so a 10 000-row answer costs the worker little GIL time."""
 
 from __future__ import annotations
 
