@@ -52,6 +52,9 @@ bench-fanout: build-prod  ## the side-by-side fan-out benchmark of bench/fanout.
 
 bench-durable: build-prod  ## acknowledged events/s over HTTP per durability mode (see bench/README.md)
 	$(PY) bench/durable_publish.py
+.PHONY: bench-sql
+bench-sql: build-prod  ## SQL over the hot tier with 1M events (see bench/README.md)
+	$(PY) bench/sql_query.py
 
 lint:  ## clippy and rustfmt
 	cargo clippy --quiet -- -D warnings

@@ -97,6 +97,14 @@ class HotTier:
         """Frames of events with timestamp_ms > after_ms matching the patterns, ordered by (timestamp, seq)."""
     def records(self) -> list[bytes]:
         """Every record, in insertion order."""
+    def arrow_snapshot(self) -> ArrowSnapshot:
+        """The held rows as Arrow columns (the `events` relation of SQL queries), as of this call."""
+    def arrow_segments(self) -> list[tuple[int, int, bool, ArrowSnapshot]]:
+        """`arrow_snapshot` by segment: (first seq, live rows, frozen, rows). A frozen segment's rows
+        stay the same while its (first seq, live rows) key does, so derived data can be cached."""
+    def arrow_snapshot_where(self, field: str, value: str, max_rows: int) -> ArrowSnapshot | None:
+        """Like `arrow_snapshot`, only the events whose indexed `field` (as in `find`) equals `value`;
+        None when more than `max_rows` match."""
     def __len__(self) -> int: ...
     @property
     def bytes_used(self) -> int: ...
@@ -211,3 +219,14 @@ class LogReader:
         """The oldest position still on disk (0 when there is no log)."""
     def first_position_since(self, since_ms: int) -> int | None:
         """First position of the oldest segment written at or after since_ms (epoch ms)."""
+
+class ArrowSnapshot:
+    """Immutable hot-tier rows, readable by pyarrow/DuckDB through the Arrow PyCapsule interface.
+    Frozen segments are shared with the hot tier, not copied."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+    @property
+    def num_rows(self) -> int: ...
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the Arrow buffers referenced (shared with the hot tier)."""

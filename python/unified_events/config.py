@@ -104,6 +104,18 @@ class LimitsConfig:
     publish_per_second_per_address: float = 0.0
     publish_burst_per_address: float = 0.0
     strict_payloads: bool = False      # enforce UnifiedEvent column types (400 naming the field)
+class QueryConfig:
+    """SQL over the hot tier (POST /query, live queries over WebSocket)."""
+
+    timeout_ms: int = 5000
+    max_rows: int = 10_000
+    memory_limit_mb: int = 512
+    threads: int = 1  # DuckDB threads; the event loop needs the other core
+    max_waiting: int = 16  # queries queued or running before new ones get 503
+    worker_nice: int = 10  # niceness of the query thread, so fan-out keeps the CPU (0 = same as the loop)
+    max_live_per_connection: int = 10
+    max_live_total: int = 200
+    min_live_interval_ms: int = 100  # the floor for a subscription's min_interval_ms
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,7 @@ class Config:
     tls: TlsConfig = field(default_factory=TlsConfig)
     cors: CorsConfig = field(default_factory=CorsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    query: QueryConfig = field(default_factory=QueryConfig)
     # --- the server's own settings
     environment: str = "development"
     host: str = "127.0.0.1"
@@ -156,12 +169,14 @@ _SECTIONS: dict[str, type] = {
     "tls": TlsConfig,
     "cors": CorsConfig,
     "limits": LimitsConfig,
+    "query": QueryConfig,
 }
 
 # Lower bounds for numeric keys (inclusive); keys not listed must be >= 1.
 _MINIMUMS: dict[str, float] = {
     "topic_ttl": 0,
     "fan_out.yield_interval_ms": 0,
+    "query.worker_nice": 0,
     "coalescing.max_delay_ms": 0,
     "http_port": 0,  # 0 = pick a free port (tests)
     "ws_port": 0,

@@ -58,6 +58,8 @@ class ClientSession:
             self._spawn(self._refresh(message.get("token")))
         elif kind == "publish":
             self._spawn(self._publish(message))
+        elif kind in ("subscribe_query", "unsubscribe_query"):
+            self.stream.live_queries.handle(self.conn, message)
 
     def _topics(self, topics: Any) -> list[str] | None:
         if not isinstance(topics, list):

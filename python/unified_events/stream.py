@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import orjson
 
@@ -29,6 +29,10 @@ from .events import (
     Accepted, error_event, generate_id, iso_from_ms, now_ms, parse_body, parse_timestamp_ms, topic_error,
 )
 from .metrics import Metrics, process_usage, prometheus_text
+
+if TYPE_CHECKING:
+    from .sql.engine import SqlEngine
+    from .sql.live import LiveQueries
 
 log = logging.getLogger("unified_events")
 
@@ -111,6 +115,8 @@ class EventStream:
         self._timers: dict[str, asyncio.TimerHandle] = {}  # the pending run of each periodic task
         self.shutting_down = False
         self.started = False
+        self._sql: SqlEngine | None = None
+        self._live: LiveQueries | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -143,6 +149,10 @@ class EventStream:
             timer.cancel()
         self._timers.clear()
         await self._log.close()
+        if self._live is not None:
+            self._live.close()
+        if self._sql is not None:
+            self._sql.close()
         self.started = False
 
     def _schedule(self, delay_s: float, callback: Callable[[], None]) -> None:
@@ -448,6 +458,32 @@ class EventStream:
         if by_row:
             rows = [r for r in rows if all(r.get(k) == v for k, v in by_row.items())][:limit]
         return rows
+
+    @property
+    def sql(self) -> SqlEngine:
+        """The SQL engine over the hot tier, created at first use (DuckDB loads lazily)."""
+        if self._sql is None:
+            from .sql.engine import SqlEngine
+
+            q = self.config.query
+            self._sql = SqlEngine(self.hot, q.timeout_ms, q.max_rows, q.memory_limit_mb, q.threads, q.max_waiting,
+                                  q.worker_nice)
+        return self._sql
+
+    @property
+    def live_queries(self) -> LiveQueries:
+        """Live SQL subscriptions of WebSocket connections (subscribe_query)."""
+        if self._live is None:
+            from .sql.live import LiveQueries
+
+            self._live = LiveQueries(self)
+        return self._live
+
+    async def query(self, sql: str, params: Sequence[Any] | None = None) -> dict[str, Any]:
+        """Run a read-only SQL query over the hot tier: {"rows", "columns", "row_count", "elapsed_ms",
+        "truncated"?}. Raises EventValidationError for a refused query, and the errors of sql.engine."""
+        result = await self.sql.run(sql, list(params) if params is not None else None)
+        return {**result.body(), "rows": result.rows()}
 
     def events_for(self, field: str, value: str) -> list[dict[str, Any]]:
         """All hot events with `field == value`, newest first."""

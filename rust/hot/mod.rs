@@ -1,6 +1,8 @@
 //! Hot tier: the recent events kept in memory for replay and queries (original-system.md §5,
 //! §3.7), bounded by event-time retention and a byte budget.
 
+pub mod arrow;
+mod json;
 pub mod ring;
 
 pub use ring::{EventMeta, Field, HotTier};

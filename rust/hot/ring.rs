@@ -7,17 +7,24 @@
 //! Retention is by event time, and events may arrive out of timestamp order, so
 //! `evict_expired` filters the whole ring; it runs from the periodic cleanup, not per insert.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::str::FromStr;
 
 use rustc_hash::FxHashMap;
 
+use super::arrow::ColumnStore;
 use crate::error::CoreError;
 use crate::topic::PatternKind;
 
 /// Bookkeeping per entry beyond its strings and documents (entry struct, deque slot, index
 /// slots and hash-map nodes), so `bytes_used` tracks real memory roughly, not just payloads.
+/// The entry's Arrow row (`arrow::ColumnStore::push`) is counted too.
 pub const ENTRY_OVERHEAD: usize = 256;
+
+/// JSON rows checked against their Arrow columns per insert: more than one, so the check keeps up
+/// with inserts, and few, so it never stalls one insert (a frozen segment is 4096 rows).
+const COMPACT_PER_INSERT: usize = 2;
 
 /// The indexed fields, in the order of `Entry::fields`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +76,8 @@ struct Entry {
     timestamp_ms: i64,
     fields: [Option<Box<str>>; FIELD_COUNT],
     frame: Box<[u8]>,
-    record: Box<[u8]>,
+    /// The hot row JSON; None once the Arrow columns are known to rebuild it exactly.
+    record: Option<Box<[u8]>>,
     bytes: usize,
 }
 
@@ -93,6 +101,10 @@ pub struct HotTier {
     indexes: [Index; FIELD_COUNT],
     bytes_used: usize,
     last_seq: u64,
+    /// The same rows as Arrow columns, for SQL.
+    columns: ColumnStore,
+    /// Next seq whose JSON row may be dropped once its segment is frozen (see `compact_rows`).
+    compact_from: u64,
 }
 
 fn unindex(indexes: &mut [Index; FIELD_COUNT], e: &Entry) {
@@ -127,6 +139,8 @@ impl HotTier {
             indexes: Default::default(),
             bytes_used: 0,
             last_seq: 0,
+            columns: ColumnStore::new(),
+            compact_from: 1,
         }
     }
 
@@ -144,9 +158,11 @@ impl HotTier {
             Some(meta.ns),
             Some(meta.topic),
         ];
+        let arrow_bytes = self.columns.push(seq, record, frame);
         let bytes = ENTRY_OVERHEAD
             + frame.len()
             + record.len()
+            + arrow_bytes
             + fields.iter().flatten().map(|s| s.len()).sum::<usize>();
         for (index, value) in self.indexes.iter_mut().zip(fields) {
             if let Some(v) = value {
@@ -163,16 +179,55 @@ impl HotTier {
             timestamp_ms: meta.timestamp_ms,
             fields: fields.map(|v| v.map(Into::into)),
             frame: frame.into(),
-            record: record.into(),
+            record: Some(record.into()),
             bytes,
         });
         self.bytes_used += bytes;
+        self.compact_rows(COMPACT_PER_INSERT);
         while self.bytes_used > self.max_bytes && self.entries.len() > 1 {
             let old = self.entries.pop_front().expect("len > 1");
             self.bytes_used -= old.bytes;
             unindex(&mut self.indexes, &old);
+            self.columns.kill(old.seq);
         }
         seq
+    }
+
+    /// Drop the JSON row of up to `budget` events in frozen segments whose row the Arrow columns
+    /// rebuild byte for byte; the row is then rebuilt on read. Memory: the row is ~half an entry.
+    fn compact_rows(&mut self, budget: usize) {
+        let frozen_below = self.columns.frozen_below();
+        for _ in 0..budget {
+            let seq = self.compact_from;
+            if seq >= frozen_below {
+                return;
+            }
+            self.compact_from += 1;
+            let Some(i) = self.position(seq) else {
+                continue;
+            };
+            let rebuilt = self.columns.row_json(seq);
+            let entry = &mut self.entries[i];
+            if let (Some(row), Some(rebuilt)) = (&entry.record, rebuilt) {
+                if **row == *rebuilt.as_bytes() {
+                    entry.bytes -= row.len();
+                    self.bytes_used -= row.len();
+                    entry.record = None;
+                }
+            }
+        }
+    }
+
+    fn record<'s>(&'s self, e: &'s Entry) -> Cow<'s, [u8]> {
+        match &e.record {
+            Some(row) => Cow::Borrowed(row),
+            None => Cow::Owned(
+                self.columns
+                    .row_json(e.seq)
+                    .expect("a compacted row is live in a frozen segment")
+                    .into_bytes(),
+            ),
+        }
     }
 
     /// Remove every event with `timestamp_ms < now_ms - retention_ms`; returns how many.
@@ -180,11 +235,13 @@ impl HotTier {
         let cutoff = now_ms.saturating_sub(self.retention_ms);
         let before = self.entries.len();
         let (indexes, bytes_used) = (&mut self.indexes, &mut self.bytes_used);
+        let columns = &mut self.columns;
         self.entries.retain(|e| {
             let keep = e.timestamp_ms >= cutoff;
             if !keep {
                 *bytes_used -= e.bytes;
                 unindex(indexes, e);
+                columns.kill(e.seq);
             }
             keep
         });
@@ -200,11 +257,11 @@ impl HotTier {
     }
 
     /// Records whose `field` equals `value`, in insertion order.
-    pub fn find(&self, field: Field, value: &str) -> Vec<&[u8]> {
+    pub fn find(&self, field: Field, value: &str) -> Vec<Cow<'_, [u8]>> {
         self.seqs(field, value).map_or_else(Vec::new, |seqs| {
             seqs.iter()
                 .filter_map(|&s| self.position(s))
-                .map(|i| &*self.entries[i].record)
+                .map(|i| self.record(&self.entries[i]))
                 .collect()
         })
     }
@@ -217,7 +274,7 @@ impl HotTier {
         filters: &[(Field, &str)],
         after_ms: Option<i64>,
         limit: Option<usize>,
-    ) -> Vec<&[u8]> {
+    ) -> Vec<Cow<'_, [u8]>> {
         let keep = |e: &Entry| {
             after_ms.is_none_or(|a| e.timestamp_ms > a)
                 && filters.iter().all(|(f, v)| e.field(*f) == Some(*v))
@@ -240,7 +297,7 @@ impl HotTier {
         if let Some(n) = limit {
             hits.truncate(n);
         }
-        hits.into_iter().map(|e| &*e.record).collect()
+        hits.into_iter().map(|e| self.record(e)).collect()
     }
 
     /// Frames inserted after `event_id` with a timestamp >= its timestamp, matching the
@@ -278,8 +335,37 @@ impl HotTier {
     }
 
     /// Every record, in insertion order.
-    pub fn records(&self) -> Vec<&[u8]> {
-        self.entries.iter().map(|e| &*e.record).collect()
+    pub fn records(&self) -> Vec<Cow<'_, [u8]>> {
+        self.entries.iter().map(|e| self.record(e)).collect()
+    }
+
+    /// The held events as Arrow batches (`arrow::schema()`), consistent as of this call.
+    pub fn arrow_snapshot(&self) -> Vec<arrow_array::RecordBatch> {
+        self.columns.snapshot()
+    }
+
+    /// `arrow_snapshot` split by segment, for consumers that cache per frozen segment
+    /// (see `arrow::ColumnStore::segments`).
+    pub fn arrow_segments(&self) -> Vec<(u64, usize, bool, Vec<arrow_array::RecordBatch>)> {
+        self.columns.segments()
+    }
+
+    /// Like `arrow_snapshot`, restricted to the events whose indexed `field` equals `value`;
+    /// None when more than `max_rows` match (a full snapshot is then cheaper to scan).
+    pub fn arrow_snapshot_where(
+        &self,
+        field: Field,
+        value: &str,
+        max_rows: usize,
+    ) -> Option<Vec<arrow_array::RecordBatch>> {
+        let Some(seqs) = self.seqs(field, value) else {
+            return Some(Vec::new());
+        };
+        if seqs.len() > max_rows {
+            return None;
+        }
+        let seqs: Vec<u64> = seqs.iter().copied().collect();
+        Some(self.columns.snapshot_of(&seqs))
     }
 
     pub fn len(&self) -> usize {

@@ -96,6 +96,42 @@ impl PyHotTier {
         bytes_list(py, self.0.replay_after_time(after_ms, &patterns))
     }
 
+    /// The held rows as Arrow (zero-copy for frozen segments), consistent as of this call.
+    fn arrow_snapshot(&self) -> super::arrow::PyArrowSnapshot {
+        super::arrow::PyArrowSnapshot::new(self.0.arrow_snapshot())
+    }
+
+    /// The held rows by segment: (first seq, live rows, frozen, snapshot). A frozen segment's
+    /// rows are the same for as long as its (first seq, live rows) key is.
+    fn arrow_segments(&self) -> Vec<(u64, usize, bool, super::arrow::PyArrowSnapshot)> {
+        self.0
+            .arrow_segments()
+            .into_iter()
+            .map(|(first, live, frozen, batches)| {
+                (
+                    first,
+                    live,
+                    frozen,
+                    super::arrow::PyArrowSnapshot::new(batches),
+                )
+            })
+            .collect()
+    }
+
+    /// The rows whose indexed `field` equals `value`, or None when more than `max_rows` match.
+    fn arrow_snapshot_where(
+        &self,
+        field: &str,
+        value: &str,
+        max_rows: usize,
+    ) -> PyResult<Option<super::arrow::PyArrowSnapshot>> {
+        let field: Field = field.parse()?;
+        Ok(self
+            .0
+            .arrow_snapshot_where(field, value, max_rows)
+            .map(super::arrow::PyArrowSnapshot::new))
+    }
+
     fn records<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
         bytes_list(py, self.0.records())
     }

@@ -2,6 +2,7 @@
 //! The only code that knows about PyO3: it converts arguments, calls the core and turns
 //! `CoreError` into `ValueError`. Only bytes, str and integers cross the boundary.
 
+mod arrow;
 mod classes;
 mod hot;
 mod hub;
@@ -22,8 +23,11 @@ impl From<CoreError> for PyErr {
 }
 
 /// Python bytes for each slice.
-fn bytes_list<'py>(py: Python<'py>, items: Vec<&[u8]>) -> Vec<Bound<'py, PyBytes>> {
-    items.into_iter().map(|b| PyBytes::new(py, b)).collect()
+fn bytes_list<'py, B: AsRef<[u8]>>(py: Python<'py>, items: Vec<B>) -> Vec<Bound<'py, PyBytes>> {
+    items
+        .into_iter()
+        .map(|b| PyBytes::new(py, b.as_ref()))
+        .collect()
 }
 
 /// None when valid, else (error_code, message) with the original's texts.
@@ -71,5 +75,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<log::PyDurableLog>()?;
     m.add_function(wrap_pyfunction!(log::encode_event_record, m)?)?;
     m.add_class::<log::PyLogReader>()?;
+    m.add_class::<arrow::PyArrowSnapshot>()?;
     Ok(())
 }

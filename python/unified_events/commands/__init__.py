@@ -10,4 +10,5 @@ COMMAND_MODULES = (
     "serve",
     "token",
     "bench",
+    "query",
 )

@@ -182,8 +182,20 @@ class HttpApp:
         return 200, {field: value, "events": events, "count": len(events)}
 
     async def query_sql(self, request: Request) -> Reply:
-        return 501, {"error": "SQL over the hot tier is not available in this version; "
-                              "use /query/unified, /query/trace or /query/session"}
+        from ..sql.engine import QueryBusy, QueryFailed, QueryTimeout
+
+        body = await request.json()
+        if not isinstance(body, dict):
+            raise EventValidationError("Request body must be a JSON object")
+        try:
+            result = await self.stream.sql.run(body.get("sql"), body.get("params"))
+        except QueryTimeout as exc:
+            return 408, {"error": str(exc)}
+        except QueryBusy as exc:
+            return 503, {"error": str(exc)}
+        except QueryFailed as exc:
+            return exc.status, {"error": str(exc)}
+        return 200, result.body()
 
     async def health(self, request: Request) -> Reply:
         return (503 if self.stream.shutting_down else 200), self.stream.health()

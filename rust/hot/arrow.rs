@@ -1,0 +1,554 @@
+//! The hot tier as Arrow columns, for SQL (DuckDB reads them through the Arrow C stream).
+//!
+//! Rows are appended to builders in fixed-size segments; a full segment is frozen into an
+//! immutable `RecordBatch` whose buffers are reference-counted, so a snapshot is a list of
+//! cheap clones (plus a copy of the open segment, at most `SEGMENT_ROWS` rows) and stays
+//! consistent however long the query that holds it runs. Evicted rows are marked dead; a
+//! snapshot exports the runs of live rows as zero-copy slices, and a segment is dropped
+//! once all its rows are dead.
+//!
+//! Columns come from the hot row JSON that `events.py` builds (one key per column), plus
+//! `extra`: the event's fields that have no column of their own, as a JSON object.
+
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
+
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use rustc_hash::FxHashMap;
+use serde_json::value::RawValue;
+
+use super::json::{as_int, as_real, ordered_members, CowStr};
+use std::fmt::Write as _;
+
+/// Rows per frozen segment: big enough for DuckDB's 2048-row vectors, small enough that the
+/// copy of the open segment per snapshot stays in the tens of microseconds.
+pub const SEGMENT_ROWS: usize = 4096;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Text; a non-string JSON value is kept as its JSON text.
+    Str,
+    Int,
+    Real,
+    /// Any JSON value, kept as its JSON text (`payload`).
+    Json,
+}
+
+/// Column names and kinds, in table order: the 33 hot columns of `events.HOT_COLUMNS`, the
+/// compatibility columns, `seq` and `extra`.
+const COLUMNS: &[(&str, Kind)] = &[
+    ("id", Kind::Str),
+    ("event_type", Kind::Str),
+    ("event_name", Kind::Str),
+    ("ns", Kind::Str),
+    ("trace_id", Kind::Str),
+    ("span_id", Kind::Str),
+    ("parent_id", Kind::Str),
+    ("session_id", Kind::Str),
+    ("correlation_id", Kind::Str),
+    ("depth", Kind::Int),
+    ("is_leaf", Kind::Int),
+    ("is_root", Kind::Int),
+    ("timestamp", Kind::Str),
+    ("outcome", Kind::Str),
+    ("http_url", Kind::Str),
+    ("http_status", Kind::Int),
+    ("duration_ms", Kind::Real),
+    ("service_name", Kind::Str),
+    ("vital_name", Kind::Str),
+    ("vital_value", Kind::Real),
+    ("vital_rating", Kind::Str),
+    ("log_level", Kind::Str),
+    ("log_message", Kind::Str),
+    ("actor_id", Kind::Str),
+    ("data", Kind::Str),
+    ("attributes", Kind::Str),
+    ("properties", Kind::Str),
+    ("error_message", Kind::Str),
+    ("http_method", Kind::Str),
+    ("http_host", Kind::Str),
+    ("metric_name", Kind::Str),
+    ("metric_value", Kind::Real),
+    ("metric_unit", Kind::Str),
+    ("topic", Kind::Str),
+    ("type", Kind::Str),
+    ("payload", Kind::Json),
+    ("timestamp_ms", Kind::Int),
+];
+const PAYLOAD: usize = 35;
+const SEQ_COLUMN: &str = "seq";
+const EXTRA_COLUMN: &str = "extra";
+
+/// Arrow bytes of a row of nulls: a 4-byte offset per text column, 8 bytes per number (and the
+/// `seq`). A row's size is this plus its text bytes; the ring counts it in its byte budget.
+pub const ARROW_ROW_FIXED: usize = {
+    let mut total = 8 + 4; // seq, extra
+    let mut i = 0;
+    while i < COLUMNS.len() {
+        total += match COLUMNS[i].1 {
+            Kind::Str | Kind::Json => 4,
+            Kind::Int | Kind::Real => 8,
+        };
+        i += 1;
+    }
+    total
+};
+
+/// The Arrow schema of the `events` relation.
+pub fn schema() -> SchemaRef {
+    static SCHEMA: OnceLock<SchemaRef> = OnceLock::new();
+    SCHEMA
+        .get_or_init(|| {
+            let mut fields: Vec<Field> = COLUMNS
+                .iter()
+                .map(|&(name, kind)| Field::new(name, data_type(kind), true))
+                .collect();
+            fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
+            fields.push(Field::new(EXTRA_COLUMN, DataType::Utf8, true));
+            Arc::new(Schema::new(fields))
+        })
+        .clone()
+}
+
+fn data_type(kind: Kind) -> DataType {
+    match kind {
+        Kind::Str | Kind::Json => DataType::Utf8,
+        Kind::Int => DataType::Int64,
+        Kind::Real => DataType::Float64,
+    }
+}
+
+enum Builder {
+    Str(StringBuilder),
+    Int(Int64Builder),
+    Real(Float64Builder),
+}
+
+impl Builder {
+    fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::Str | Kind::Json => Self::Str(StringBuilder::with_capacity(SEGMENT_ROWS, 0)),
+            Kind::Int => Self::Int(Int64Builder::with_capacity(SEGMENT_ROWS)),
+            Kind::Real => Self::Real(Float64Builder::with_capacity(SEGMENT_ROWS)),
+        }
+    }
+
+    /// Append one JSON value (None = missing key) converted to the column's kind; returns the
+    /// text bytes appended.
+    fn push(&mut self, kind: Kind, raw: Option<&RawValue>) -> usize {
+        let text = raw.map(RawValue::get).filter(|t| *t != "null");
+        match self {
+            Self::Str(b) => match text {
+                None => {
+                    b.append_null();
+                    0
+                }
+                Some(t) if kind == Kind::Str && t.starts_with('"') => {
+                    // Borrowed when the string has no escapes (the common case): no allocation.
+                    match serde_json::from_str::<CowStr<'_>>(t) {
+                        Ok(CowStr(s)) => {
+                            b.append_value(&s);
+                            s.len()
+                        }
+                        Err(_) => {
+                            b.append_null();
+                            0
+                        }
+                    }
+                }
+                Some(t) => {
+                    b.append_value(t);
+                    t.len()
+                }
+            },
+            Self::Int(b) => {
+                b.append_option(text.and_then(as_int));
+                0
+            }
+            Self::Real(b) => {
+                b.append_option(text.and_then(as_real));
+                0
+            }
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Self::Str(b) => Arc::new(b.finish()),
+            Self::Int(b) => Arc::new(b.finish()),
+            Self::Real(b) => Arc::new(b.finish()),
+        }
+    }
+
+    fn finish_cloned(&self) -> ArrayRef {
+        match self {
+            Self::Str(b) => Arc::new(b.finish_cloned()),
+            Self::Int(b) => Arc::new(b.finish_cloned()),
+            Self::Real(b) => Arc::new(b.finish_cloned()),
+        }
+    }
+}
+
+/// The event's own fields without a column (unified events: the frame's payload is the event).
+fn extra_json(frame: &[u8]) -> Option<String> {
+    let frame: FxHashMap<&str, &RawValue> = serde_json::from_slice(frame).ok()?;
+    let event: Vec<(Cow<'_, str>, &RawValue)> = ordered_members(frame.get("payload")?.get())?;
+    let mut out = String::from("{");
+    for (key, value) in &event {
+        if is_column(key) {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(',');
+        }
+        out.push_str(&serde_json::to_string(key).ok()?);
+        out.push(':');
+        out.push_str(value.get());
+    }
+    out.push('}');
+    (out.len() > 2).then_some(out)
+}
+
+/// The members of a hot row. `events.py` writes them in `COLUMNS` order, so member `i` is
+/// column `i` and no hashing is needed; anything else falls back to a search by name.
+struct Row<'a, 'de> {
+    members: &'a [(Cow<'de, str>, &'de RawValue)],
+}
+
+impl<'a, 'de> Row<'a, 'de> {
+    fn new(members: &'a [(Cow<'de, str>, &'de RawValue)]) -> Self {
+        Self { members }
+    }
+
+    fn get(&self, i: usize, name: &str) -> Option<&'de RawValue> {
+        match self.members.get(i) {
+            Some((key, value)) if key == name => Some(*value),
+            _ => self
+                .members
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, v)| *v),
+        }
+    }
+}
+
+fn is_column(key: &str) -> bool {
+    static SORTED: OnceLock<Vec<&'static str>> = OnceLock::new();
+    let names = SORTED.get_or_init(|| {
+        let mut names: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names
+    });
+    names.binary_search(&key).is_ok()
+}
+
+struct Frozen {
+    first_seq: u64,
+    batch: RecordBatch,
+    alive: Vec<bool>,
+    live: usize,
+}
+
+pub struct ColumnStore {
+    frozen: VecDeque<Frozen>,
+    builders: Vec<Builder>,
+    open_first_seq: u64,
+    open_alive: Vec<bool>,
+}
+
+impl std::fmt::Debug for ColumnStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColumnStore")
+            .field("frozen_segments", &self.frozen.len())
+            .field("open_rows", &self.open_alive.len())
+            .finish()
+    }
+}
+
+impl Default for ColumnStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ColumnStore {
+    pub fn new() -> Self {
+        Self {
+            frozen: VecDeque::new(),
+            builders: new_builders(),
+            open_first_seq: 1,
+            open_alive: Vec::with_capacity(SEGMENT_ROWS),
+        }
+    }
+
+    /// Append the row of event `seq` (seqs arrive contiguous and increasing). `record` is the
+    /// hot row JSON, `frame` the wire frame (for `extra`); a malformed record gives a row of nulls.
+    /// Returns the row's size in Arrow buffers (`ARROW_ROW_FIXED` + its text).
+    pub fn push(&mut self, seq: u64, record: &[u8], frame: &[u8]) -> usize {
+        if self.open_alive.is_empty() {
+            self.open_first_seq = seq;
+        }
+        debug_assert_eq!(seq, self.open_first_seq + self.open_alive.len() as u64);
+        let members = std::str::from_utf8(record)
+            .ok()
+            .and_then(ordered_members)
+            .unwrap_or_default();
+        let row = Row::new(&members);
+        let mut bytes = ARROW_ROW_FIXED;
+        for (i, (builder, &(name, kind))) in self.builders.iter_mut().zip(COLUMNS).enumerate() {
+            bytes += builder.push(kind, row.get(i, name));
+        }
+        let n = COLUMNS.len();
+        if let Builder::Int(b) = &mut self.builders[n] {
+            b.append_value(i64::try_from(seq).unwrap_or(i64::MAX));
+        }
+        // `extra` only for unified events: a legacy row carries its payload in `payload`.
+        let legacy = row
+            .get(PAYLOAD, "payload")
+            .is_some_and(|p| p.get() != "null");
+        if let Builder::Str(b) = &mut self.builders[n + 1] {
+            let extra = if legacy { None } else { extra_json(frame) };
+            bytes += extra.as_ref().map_or(0, String::len);
+            b.append_option(extra);
+        }
+        self.open_alive.push(true);
+        if self.open_alive.len() == SEGMENT_ROWS {
+            self.freeze();
+        }
+        bytes
+    }
+
+    fn freeze(&mut self) {
+        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(Builder::finish).collect();
+        let batch = RecordBatch::try_new(schema(), columns).expect("builders match the schema");
+        let alive = std::mem::replace(&mut self.open_alive, Vec::with_capacity(SEGMENT_ROWS));
+        let live = alive.iter().filter(|a| **a).count();
+        let first_seq = self.open_first_seq;
+        self.open_first_seq += alive.len() as u64;
+        if live > 0 {
+            self.frozen.push_back(Frozen {
+                first_seq,
+                batch,
+                alive,
+                live,
+            });
+        }
+    }
+
+    /// Mark the row of `seq` evicted; frees its segment once every row in it is.
+    pub fn kill(&mut self, seq: u64) {
+        if seq >= self.open_first_seq {
+            if let Some(a) = self
+                .open_alive
+                .get_mut((seq - self.open_first_seq) as usize)
+            {
+                *a = false;
+            }
+            return;
+        }
+        let Some(i) = self
+            .frozen
+            .partition_point(|f| f.first_seq <= seq)
+            .checked_sub(1)
+        else {
+            return;
+        };
+        let seg = &mut self.frozen[i];
+        let Some(a) = seg.alive.get_mut((seq - seg.first_seq) as usize) else {
+            return;
+        };
+        if *a {
+            *a = false;
+            seg.live -= 1;
+            if seg.live == 0 {
+                self.frozen.remove(i);
+            }
+        }
+    }
+
+    /// The live rows now, as batches sharing the store's buffers (the open segment is copied).
+    pub fn snapshot(&self) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        for seg in &self.frozen {
+            if seg.live == seg.alive.len() {
+                out.push(seg.batch.clone()); // the common case: nothing evicted from it
+            } else {
+                push_live_runs(&mut out, &seg.batch, &seg.alive);
+            }
+        }
+        if self.open_alive.iter().any(|a| *a) {
+            let columns = self.builders.iter().map(Builder::finish_cloned).collect();
+            let batch = RecordBatch::try_new(schema(), columns).expect("builders match the schema");
+            push_live_runs(&mut out, &batch, &self.open_alive);
+        }
+        out
+    }
+
+    /// The live rows by segment: `(first seq, live rows, frozen, batches)`. A frozen segment's
+    /// batches stay the same as long as its first seq and live count do, so a consumer may
+    /// cache what it derives from them under that key; the open segment is a fresh copy.
+    pub fn segments(&self) -> Vec<(u64, usize, bool, Vec<RecordBatch>)> {
+        let mut out = Vec::with_capacity(self.frozen.len() + 1);
+        for seg in &self.frozen {
+            let batches = if seg.live == seg.alive.len() {
+                vec![seg.batch.clone()]
+            } else {
+                let mut runs = Vec::new();
+                push_live_runs(&mut runs, &seg.batch, &seg.alive);
+                runs
+            };
+            out.push((seg.first_seq, seg.live, true, batches));
+        }
+        let live = self.open_alive.iter().filter(|a| **a).count();
+        if live > 0 {
+            let columns = self.builders.iter().map(Builder::finish_cloned).collect();
+            let batch = RecordBatch::try_new(schema(), columns).expect("builders match the schema");
+            let mut batches = Vec::new();
+            push_live_runs(&mut batches, &batch, &self.open_alive);
+            out.push((self.open_first_seq, live, false, batches));
+        }
+        out
+    }
+
+    /// The live rows among `seqs` (increasing), as slices: one per run of consecutive seqs.
+    /// For index lookups, where the matching rows are few.
+    pub fn snapshot_of(&self, seqs: &[u64]) -> Vec<RecordBatch> {
+        let mut out = Vec::new();
+        let mut open: Option<RecordBatch> = None;
+        let mut i = 0;
+        while i < seqs.len() {
+            let Some((batch_seq, batch, alive)) = self.segment_of(seqs[i], &mut open) else {
+                i += 1;
+                continue;
+            };
+            // Extend the run while seqs stay consecutive, live and in this segment.
+            let start = (seqs[i] - batch_seq) as usize;
+            let mut end = start;
+            while end < alive.len()
+                && alive[end]
+                && i < seqs.len()
+                && seqs[i] == batch_seq + end as u64
+            {
+                end += 1;
+                i += 1;
+            }
+            if end > start {
+                out.push(batch.slice(start, end - start));
+            } else {
+                i += 1; // a dead row
+            }
+        }
+        out
+    }
+
+    /// Seqs below this are in frozen segments (or gone): their rows can be read back.
+    pub fn frozen_below(&self) -> u64 {
+        self.open_first_seq
+    }
+
+    /// The hot row JSON of a live row in a frozen segment, rebuilt from the columns in the shape
+    /// `events.py` writes (compact, `COLUMNS` order). None when `seq` is not frozen and live.
+    /// The ring keeps a row's original JSON unless this reproduces it byte for byte.
+    pub fn row_json(&self, seq: u64) -> Option<String> {
+        let i = self
+            .frozen
+            .partition_point(|f| f.first_seq <= seq)
+            .checked_sub(1)?;
+        let seg = &self.frozen[i];
+        let row = usize::try_from(seq - seg.first_seq).ok()?;
+        if !*seg.alive.get(row)? {
+            return None;
+        }
+        let mut out = String::with_capacity(768);
+        out.push('{');
+        for (c, &(name, kind)) in COLUMNS.iter().enumerate() {
+            if c > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":");
+            let column = seg.batch.column(c);
+            if column.is_null(row) {
+                out.push_str("null");
+                continue;
+            }
+            match kind {
+                Kind::Str => {
+                    out.push_str(&serde_json::to_string(column.as_string::<i32>().value(row)).ok()?)
+                }
+                Kind::Json => out.push_str(column.as_string::<i32>().value(row)),
+                Kind::Int => {
+                    write!(out, "{}", column.as_primitive::<Int64Type>().value(row)).ok()?
+                }
+                // Debug keeps a `.0` on whole numbers, as orjson writes Python floats.
+                Kind::Real => {
+                    write!(out, "{:?}", column.as_primitive::<Float64Type>().value(row)).ok()?
+                }
+            }
+        }
+        out.push('}');
+        Some(out)
+    }
+
+    /// (first seq, batch, alive flags) of the segment holding `seq`; the open segment is
+    /// materialised once into `open` when first needed.
+    fn segment_of<'s>(
+        &'s self,
+        seq: u64,
+        open: &'s mut Option<RecordBatch>,
+    ) -> Option<(u64, RecordBatch, &'s [bool])> {
+        if seq >= self.open_first_seq {
+            let batch = open.get_or_insert_with(|| {
+                let columns = self.builders.iter().map(Builder::finish_cloned).collect();
+                RecordBatch::try_new(schema(), columns).expect("builders match the schema")
+            });
+            return Some((self.open_first_seq, batch.clone(), &self.open_alive));
+        }
+        let i = self
+            .frozen
+            .partition_point(|f| f.first_seq <= seq)
+            .checked_sub(1)?;
+        let seg = &self.frozen[i];
+        Some((seg.first_seq, seg.batch.clone(), &seg.alive))
+    }
+
+    /// Bytes held by the Arrow buffers (frozen segments and open builders' data so far).
+    pub fn frozen_bytes(&self) -> usize {
+        self.frozen
+            .iter()
+            .map(|f| f.batch.get_array_memory_size())
+            .sum()
+    }
+}
+
+fn new_builders() -> Vec<Builder> {
+    let mut builders: Vec<Builder> = COLUMNS.iter().map(|&(_, k)| Builder::new(k)).collect();
+    builders.push(Builder::new(Kind::Int));
+    builders.push(Builder::new(Kind::Str));
+    builders
+}
+
+/// Slices of `batch` covering each run of live rows (one slice when none was evicted).
+fn push_live_runs(out: &mut Vec<RecordBatch>, batch: &RecordBatch, alive: &[bool]) {
+    let mut start = None;
+    for (i, &a) in alive.iter().chain(std::iter::once(&false)).enumerate() {
+        match (a, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                out.push(batch.slice(s, i - s));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "arrow_tests.rs"]
+mod tests;

@@ -1,0 +1,58 @@
+//! `ArrowSnapshot`: hot-tier rows handed to Python through the Arrow PyCapsule interface
+//! (`__arrow_c_stream__`), so pyarrow and DuckDB read the Rust buffers without a copy.
+
+use std::ffi::CStr;
+
+use arrow_array::ffi_stream::FFI_ArrowArrayStream;
+use arrow_array::{RecordBatch, RecordBatchIterator};
+use pyo3::prelude::*;
+use pyo3::types::PyCapsule;
+
+const STREAM_CAPSULE: &CStr = c"arrow_array_stream";
+
+/// An immutable set of batches; each `__arrow_c_stream__` call streams them again.
+#[pyclass(name = "ArrowSnapshot", module = "unified_events._core", frozen)]
+pub struct PyArrowSnapshot {
+    batches: Vec<RecordBatch>,
+}
+
+impl PyArrowSnapshot {
+    pub fn new(batches: Vec<RecordBatch>) -> Self {
+        Self { batches }
+    }
+}
+
+#[pymethods]
+impl PyArrowSnapshot {
+    /// The Arrow C stream capsule. A requested schema is ignored: ours is fixed.
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        let _ = requested_schema;
+        let reader = RecordBatchIterator::new(
+            self.batches.clone().into_iter().map(Ok),
+            crate::hot::arrow::schema(),
+        );
+        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+        // The capsule owns the stream; a consumer moves it out, and dropping what is left
+        // calls its release callback only if it was not taken.
+        PyCapsule::new_with_value(py, stream, STREAM_CAPSULE)
+    }
+
+    #[getter]
+    fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// Bytes of the Arrow buffers this snapshot references (shared with the hot tier).
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.batches
+            .iter()
+            .map(RecordBatch::get_array_memory_size)
+            .sum()
+    }
+}
