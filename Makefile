@@ -7,7 +7,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build-dev build-prod serve test test-rust test-python bench bench-fanout bench-durable lint clean
+.PHONY: help venv build-dev build-prod serve test test-rust test-python bench bench-fanout bench-durable bench-sql lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -52,7 +52,7 @@ bench-fanout: build-prod  ## the side-by-side fan-out benchmark of bench/fanout.
 
 bench-durable: build-prod  ## acknowledged events/s over HTTP per durability mode (see bench/README.md)
 	$(PY) bench/durable_publish.py
-.PHONY: bench-sql
+
 bench-sql: build-prod  ## SQL over the hot tier with 1M events (see bench/README.md)
 	$(PY) bench/sql_query.py
 

@@ -104,6 +104,9 @@ class LimitsConfig:
     publish_per_second_per_address: float = 0.0
     publish_burst_per_address: float = 0.0
     strict_payloads: bool = False      # enforce UnifiedEvent column types (400 naming the field)
+
+
+@dataclass(frozen=True)
 class QueryConfig:
     """SQL over the hot tier (POST /query, live queries over WebSocket)."""
 
