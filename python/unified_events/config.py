@@ -49,6 +49,26 @@ class FanOutConfig:
 
 
 @dataclass(frozen=True)
+class ColdConfig:
+    """The archiver and the Iceberg cold tier (`unified_events.cold`). Empty `catalog_uri` and
+    `warehouse` mean a SQLite catalog and a local warehouse under `data_dir/cold/`."""
+
+    enabled: bool = True              # start and supervise the archiver with `serve`
+    catalog_uri: str = ""             # "" (SQLite under data_dir) | postgresql://… | http(s):// (REST)
+    warehouse: str = ""               # "" (data_dir/cold/warehouse) | a directory | s3://bucket/prefix
+    namespace: str = "default"
+    batch_rows: int = 100_000         # flush at this many events ...
+    batch_bytes: int = 64 << 20       # ... or this many bytes of log records ...
+    flush_interval_s: float = 30.0    # ... or when the oldest buffered event is this old
+    poll_interval_ms: int = 200       # how often to look for new log records when idle
+    retention_days: int = 0           # delete cold data older than this many days; 0 keeps everything
+    maintenance_interval_s: int = 3600  # compaction, snapshot expiry, orphans, retention; 0 = off
+    compact_min_files: int = 8        # compact a partition holding at least this many data files
+    snapshot_retention_hours: int = 24  # expire snapshots older than this (the newest few are kept)
+    orphan_min_age_hours: int = 6     # unreferenced files younger than this are not orphans yet
+
+
+@dataclass(frozen=True)
 class Config:
     # --- EventStreamConfig (original-system.md §4), snake_case, original defaults
     hot_tier_retention_ms: int = 300_000
@@ -63,6 +83,7 @@ class Config:
     rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
     coalescing: CoalescingConfig = field(default_factory=CoalescingConfig)
     fan_out: FanOutConfig = field(default_factory=FanOutConfig)
+    cold: ColdConfig = field(default_factory=ColdConfig)
     # --- the server's own settings
     environment: str = "development"
     host: str = "127.0.0.1"
@@ -86,6 +107,7 @@ _SECTIONS: dict[str, type] = {
     "rate_limit": RateLimitConfig,
     "coalescing": CoalescingConfig,
     "fan_out": FanOutConfig,
+    "cold": ColdConfig,
 }
 
 # Lower bounds for numeric keys (inclusive); keys not listed must be >= 1.
@@ -96,6 +118,11 @@ _MINIMUMS: dict[str, float] = {
     "http_port": 0,  # 0 = pick a free port (tests)
     "ws_port": 0,
     "hot_tier_retention_ms": 1,
+    "cold.flush_interval_s": 0.01,
+    "cold.retention_days": 0,
+    "cold.maintenance_interval_s": 0,
+    "cold.snapshot_retention_hours": 0,
+    "cold.orphan_min_age_hours": 0,
 }
 
 DEFAULT_CONFIG_FILE = "unified-events.toml"
