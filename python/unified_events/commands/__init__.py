@@ -9,4 +9,5 @@ from __future__ import annotations
 COMMAND_MODULES = (
     "serve",
     "archive",
+    "cold_query",
 )
