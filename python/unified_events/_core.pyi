@@ -159,3 +159,46 @@ class Hub:
     def stats(self) -> dict[str, int]:
         """Counters: delivered (frames queued to connections), dropped_rate_limit,
         dropped_backpressure, backpressure_notices, slow_consumers, queued_bytes (now)."""
+
+class DurableLog:
+    """The durable log's single writer (one per log directory; see rust/log/mod.rs for the
+    on-disk format and durable/__init__.py for how the server uses it)."""
+
+    def __init__(self, log_dir: str, durability: str = "fsync", interval_ms: int = 100,
+                 segment_bytes: int = 64 << 20) -> None:
+        """Open or create the log, cutting a torn tail. durability: fsync, interval or none.
+        ValueError for another durability, OSError when the directory cannot be used."""
+    def append(self, payloads: list[bytes]) -> int:
+        """Write consecutive records (no fsync); returns the position of the last one."""
+    def wait_durable(self, position: int, timeout_ms: int) -> int:
+        """Block (GIL released) until `position` is durable or the timeout; returns the durable
+        position. OSError once a write or fsync has failed (the writer accepts nothing more)."""
+    @property
+    def last_position(self) -> int: ...
+    @property
+    def durable_position(self) -> int: ...
+    def stats(self) -> dict[str, int]:
+        """last_position, durable_position, first_position, segments, bytes_on_disk, fsyncs,
+        fsync_total_us, fsync_last_us, fsync_max_us, torn_bytes_cut."""
+    def delete_segments(self, up_to_position: int, min_age_ms: int) -> int:
+        """Delete whole segments whose records are all <= up_to_position and last written more
+        than min_age_ms ago; never the active segment. Returns how many were deleted."""
+    def close(self) -> None:
+        """fsync everything written and stop the committer thread (idempotent)."""
+
+class LogReader:
+    """Read-only view of a log directory, usable from another process while the writer appends.
+    Returns only complete, checksummed, durable records: never a torn tail."""
+
+    def __init__(self, log_dir: str) -> None: ...
+    def read(self, after_position: int, max_records: int = 10_000,
+             max_bytes: int = 64 << 20) -> list[tuple[int, bytes]]:
+        """Records with position > after_position, in order, up to max_records and max_bytes of
+        payload (at least one when available). If after_position was deleted by retention, the
+        read starts at the oldest record left."""
+    def last_position(self) -> int:
+        """The last durable position (0 for an empty or missing log)."""
+    def first_position(self) -> int:
+        """The oldest position still on disk (0 when there is no log)."""
+    def first_position_since(self, since_ms: int) -> int | None:
+        """First position of the oldest segment written at or after since_ms (epoch ms)."""

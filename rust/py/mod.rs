@@ -5,6 +5,7 @@
 mod classes;
 mod hot;
 mod hub;
+mod log;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -67,5 +68,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<classes::PyDedupCache>()?;
     m.add_class::<hot::PyHotTier>()?;
     m.add_class::<hub::PyHub>()?;
+    m.add_class::<log::PyDurableLog>()?;
+    m.add_class::<log::PyLogReader>()?;
     Ok(())
 }

@@ -1,0 +1,145 @@
+//! `DurableLog` (the writer, one per data dir) and `LogReader` (read-only, any process).
+//! Blocking calls (waiting for an fsync, reading segments, closing) release the GIL.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+
+use crate::log::{Durability, LogReader, LogWriter};
+
+#[pyclass(name = "DurableLog", module = "unified_events._core")]
+pub struct PyDurableLog(LogWriter);
+
+#[pymethods]
+impl PyDurableLog {
+    #[new]
+    #[pyo3(signature = (log_dir, durability = "fsync", interval_ms = 100, segment_bytes = 64 << 20))]
+    fn new(
+        py: Python<'_>,
+        log_dir: PathBuf,
+        durability: &str,
+        interval_ms: u64,
+        segment_bytes: u64,
+    ) -> PyResult<Self> {
+        let durability = match durability {
+            "fsync" => Durability::Fsync,
+            "interval" => Durability::Interval(Duration::from_millis(interval_ms.max(1))),
+            "none" => Durability::None,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "durability '{other}': expected one of fsync, interval, none"
+                )))
+            }
+        };
+        Ok(Self(py.detach(|| {
+            LogWriter::open(&log_dir, durability, segment_bytes)
+        })?))
+    }
+
+    /// Write the payloads as consecutive records (no fsync); returns the last position.
+    fn append(&self, payloads: Vec<Bound<'_, PyBytes>>) -> PyResult<u64> {
+        let slices: Vec<&[u8]> = payloads.iter().map(|b| b.as_bytes()).collect();
+        Ok(self.0.append(&slices)?)
+    }
+
+    /// Block (without the GIL) until `position` is durable or `timeout_ms` passes; returns the
+    /// durable position. Raises OSError once the writer has failed.
+    fn wait_durable(&self, py: Python<'_>, position: u64, timeout_ms: u64) -> PyResult<u64> {
+        Ok(py.detach(|| {
+            self.0
+                .wait_durable(position, Duration::from_millis(timeout_ms))
+        })?)
+    }
+
+    #[getter]
+    fn last_position(&self) -> u64 {
+        self.0.last_position()
+    }
+
+    #[getter]
+    fn durable_position(&self) -> u64 {
+        self.0.durable_position()
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.0.stats();
+        let d = PyDict::new(py);
+        d.set_item("last_position", s.last_position)?;
+        d.set_item("durable_position", s.durable_position)?;
+        d.set_item("first_position", s.first_position)?;
+        d.set_item("segments", s.segments)?;
+        d.set_item("bytes_on_disk", s.bytes_on_disk)?;
+        d.set_item("fsyncs", s.fsyncs)?;
+        d.set_item("fsync_total_us", s.fsync_total_us)?;
+        d.set_item("fsync_last_us", s.fsync_last_us)?;
+        d.set_item("fsync_max_us", s.fsync_max_us)?;
+        d.set_item("torn_bytes_cut", s.torn_bytes_cut)?;
+        Ok(d)
+    }
+
+    /// Delete whole segments whose records are all <= `up_to_position` and that were last
+    /// written more than `min_age_ms` ago (never the active one). Returns how many.
+    fn delete_segments(
+        &self,
+        py: Python<'_>,
+        up_to_position: u64,
+        min_age_ms: u64,
+    ) -> PyResult<usize> {
+        Ok(py.detach(|| {
+            self.0
+                .delete_segments(up_to_position, Duration::from_millis(min_age_ms))
+        })?)
+    }
+
+    /// fsync everything written and stop the committer (idempotent).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        Ok(py.detach(|| self.0.close())?)
+    }
+}
+
+#[pyclass(name = "LogReader", module = "unified_events._core")]
+pub struct PyLogReader(LogReader);
+
+#[pymethods]
+impl PyLogReader {
+    #[new]
+    fn new(log_dir: PathBuf) -> Self {
+        Self(LogReader::new(&log_dir))
+    }
+
+    /// Durable records with position > `after_position`, in order: at most `max_records`, and
+    /// stopping before `max_bytes` of payload (at least one record when any is available).
+    #[pyo3(signature = (after_position, max_records = 10_000, max_bytes = 64 << 20))]
+    fn read<'py>(
+        &mut self,
+        py: Python<'py>,
+        after_position: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> PyResult<Vec<(u64, Bound<'py, PyBytes>)>> {
+        let reader = &mut self.0;
+        let records = py.detach(|| reader.read(after_position, max_records, max_bytes))?;
+        Ok(records
+            .into_iter()
+            .map(|(p, b)| (p, PyBytes::new(py, &b)))
+            .collect())
+    }
+
+    /// The last durable position (0 for an empty or missing log).
+    fn last_position(&self) -> PyResult<u64> {
+        Ok(self.0.last_position()?)
+    }
+
+    /// The position of the oldest record still on disk (0 when there is no log).
+    fn first_position(&self) -> PyResult<u64> {
+        Ok(self.0.first_position()?)
+    }
+
+    /// First position of the oldest segment written at or after `since_ms` (epoch ms), or None.
+    fn first_position_since(&self, since_ms: i64) -> PyResult<Option<u64>> {
+        Ok(self.0.first_position_since(since_ms)?)
+    }
+}
