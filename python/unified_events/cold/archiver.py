@@ -79,6 +79,7 @@ class Archiver:
         self.stop_requested = False
         self._batch: list[tuple[int, bytes]] = []
         self._batch_bytes = 0
+        self._batch_started = 0.0
         self._dead_position: int | None = None
         self._last_status = 0.0
         self.on_idle: Callable[[], None] | None = None  # scheduled maintenance hook
@@ -125,7 +126,9 @@ class Archiver:
         records = self.source.read(self.stats.read_position, room, room_bytes)
         if records:
             if not self._batch:
-                self.stats.oldest_pending_at = time.time()
+                self._batch_started = time.time()
+                accepted_ms = self.source.accepted_at_ms(records[0][1])
+                self.stats.oldest_pending_at = time.time() if accepted_ms is None else accepted_ms / 1000
             self._batch.extend(records)
             self._batch_bytes += sum(len(raw) for _, raw in records)
             self.stats.read_position = records[-1][0]
@@ -138,7 +141,7 @@ class Archiver:
             return False
         if len(self._batch) >= self.cold.batch_rows or self._batch_bytes >= self.cold.batch_bytes:
             return True
-        return time.time() - (self.stats.oldest_pending_at or 0) >= self.cold.flush_interval_s
+        return time.time() - self._batch_started >= self.cold.flush_interval_s
 
     def flush(self) -> None:
         """Commit the buffered batch: dead letters, then the events with the batch's end position."""
@@ -149,7 +152,7 @@ class Archiver:
         decoded, dead = [], []
         for position, raw in batch:
             try:
-                decoded.append((position, self.source.decode(raw)))
+                decoded.append((position, *self.source.decode(raw)))
             except Exception as exc:  # noqa: BLE001 - an undecodable record is a poison record
                 dead.append((position, None, f"cannot decode the log record: {type(exc).__name__}: {exc}", raw))
         converted = convert_batch(decoded)
@@ -207,6 +210,12 @@ class Archiver:
             time.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
+    def _head(self) -> int | None:
+        try:
+            return self.source.head()
+        except Exception:  # noqa: BLE001 - status is best effort
+            return None
+
     def record_error(self, message: str) -> None:
         log.error("archiver: %s", message)
         self.stats.errors_total += 1
@@ -227,11 +236,15 @@ class Archiver:
             return
         self._last_status = now
         s = self.stats
-        lag_s = 0.0 if s.oldest_pending_at is None else round(now - s.oldest_pending_at, 3)
+        # Lag: events in the log not yet committed (all of them when the source knows its head),
+        # and the age of the oldest of them (from its acceptance time when the log records it).
+        head = self._head()
+        lag_events = s.pending_events if head is None else max(0, head - (s.position or 0))
+        lag_s = 0.0 if s.oldest_pending_at is None else round(max(0.0, now - s.oldest_pending_at), 3)
         write_json_atomic(self.dir / "status.json", {
             "pid": os.getpid(), "updated_at_ms": int(now * 1000), "source": self.source.describe(),
             "position": s.position, "read_position": s.read_position, "caught_up": s.caught_up,
-            "lag_events": s.pending_events, "lag_seconds": lag_s,
+            "head_position": head, "lag_events": lag_events, "lag_seconds": lag_s,
             "last_commit_at_ms": s.committed_at_ms, "last_commit_rows": s.last_commit_rows,
             "last_commit_seconds": round(s.last_commit_s, 3), "rows_total": s.rows_total,
             "commits_total": s.commits_total, "dead_letters_total": s.dead_letters_total,

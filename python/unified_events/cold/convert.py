@@ -9,8 +9,8 @@ Where the columns come from:
 
 Derived columns, as the original pipeline SQL does them (original-system.md §6.3): `hour` and `day`
 from `timestamp` (UTC), resource_ns defaults to ns, resource_id gets the `ns/` prefix when it has no
-`/`, visibility defaults to "user", schema_version to 1, ingested_at is the archiver's batch time
-(the log record carries no ingestion time). An event without a timestamp was given its ingestion
+`/`, visibility defaults to "user", schema_version to 1, ingested_at is when the server accepted
+the event (from the log record; the archiver's clock for sources without it). An event without a timestamp was given its ingestion
 time at acceptance. Keys that are not one of the 175 columns are dropped.
 
 A value that does not fit its column (a word in a long column, a number out of range, a bad date)
@@ -223,15 +223,16 @@ def convert_row(event: dict[str, Any], ingested_us: int) -> list[Any]:
     return row
 
 
-def convert_batch(batch: Sequence[tuple[int, Accepted]], now_us: int | None = None) -> Converted:
+def convert_batch(batch: Sequence[tuple[int, Accepted, int | None]], now_us: int | None = None) -> Converted:
     """Convert a batch; poison events are set aside with their reason, the rest form one table
     sorted by (event_type, ns, timestamp) so each partition's file is written in time order."""
     now_us = time.time_ns() // 1000 if now_us is None else now_us
     rows: list[list[Any]] = []
     dead: list[tuple[int, str | None, str, bytes]] = []
-    for position, accepted in batch:
+    for position, accepted, accepted_at_ms in batch:
         try:
-            rows.append(convert_row(event_columns(accepted), now_us))
+            ingested_us = now_us if accepted_at_ms is None else accepted_at_ms * 1000
+            rows.append(convert_row(event_columns(accepted), ingested_us))
         except Exception as exc:  # noqa: BLE001 - any failure to convert makes a poison event
             reason = str(exc) if isinstance(exc, PoisonEvent) else f"{type(exc).__name__}: {exc}"
             dead.append((position, getattr(accepted, "id", None), reason, accepted.frame))

@@ -19,7 +19,14 @@ from ..events import Accepted, parse_body
 class LogSource(Protocol):
     def read(self, after: int | None, max_records: int, max_bytes: int) -> list[tuple[int, bytes]]: ...
 
-    def decode(self, raw: bytes) -> Accepted: ...
+    def decode(self, raw: bytes) -> tuple[Accepted, int | None]:
+        """The event and the wall clock (epoch ms) the server accepted it at, when known."""
+
+    def accepted_at_ms(self, raw: bytes) -> int | None:
+        """Only the acceptance time (cheap): the age of the oldest pending record is the lag."""
+
+    def head(self) -> int | None:
+        """The last position available to read, when the source knows it."""
 
     def describe(self) -> str: ...
 
@@ -63,8 +70,14 @@ class NdjsonSource:
                     break
         return out
 
-    def decode(self, raw: bytes) -> Accepted:
-        return parse_body(orjson.loads(raw))
+    def decode(self, raw: bytes) -> tuple[Accepted, int | None]:
+        return parse_body(orjson.loads(raw)), None
+
+    def accepted_at_ms(self, raw: bytes) -> int | None:
+        return None
+
+    def head(self) -> int | None:
+        return None
 
 
 class DurableLogSource:
@@ -76,7 +89,7 @@ class DurableLogSource:
 
         self.log_dir = str(log_dir)
         self._reader = _core.LogReader(self.log_dir)
-        self._decode: Callable[[bytes], Accepted] = records.decode
+        self._decode: Callable[[bytes], tuple[Accepted, int]] = records.decode_with_time
 
     def describe(self) -> str:
         return f"durable log {self.log_dir}"
@@ -84,5 +97,13 @@ class DurableLogSource:
     def read(self, after: int | None, max_records: int, max_bytes: int) -> list[tuple[int, bytes]]:
         return [(int(p), bytes(b)) for p, b in self._reader.read(after or 0, max_records, max_bytes)]
 
-    def decode(self, raw: bytes) -> Accepted:
-        return self._decode(raw)
+    def decode(self, raw: bytes) -> tuple[Accepted, int | None]:
+        accepted, accepted_at_ms = self._decode(raw)
+        return accepted, accepted_at_ms or None
+
+    def accepted_at_ms(self, raw: bytes) -> int | None:
+        # durable/records.py: u8 version, then i64 accepted_at_ms (little-endian)
+        return int.from_bytes(raw[1:9], "little", signed=True) or None if len(raw) >= 9 else None
+
+    def head(self) -> int | None:
+        return int(self._reader.last_position())
