@@ -251,7 +251,7 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
             raise ConfigError(key, value, "a port number 0-65535")
         return type(default)(value)
     if isinstance(default, str):
-        if not isinstance(value, str) or value == "":
+        if not isinstance(value, str) or (value == "" and default != ""):  # "" allowed where it is the default
             raise ConfigError(key, value, "a non-empty string")
         if key == "log_level" and value.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(key, value, "one of debug, info, warning, error")

@@ -12,6 +12,7 @@ from granian.constants import Interfaces
 from granian.server.embed import Server as GranianServer
 from picows import ws_create_server
 
+from ..cold.supervisor import start_archiver
 from ..config import Config
 from ..stream import EventStream
 from .http import HttpApp
@@ -47,6 +48,7 @@ async def serve(config: Config, stream: EventStream | None = None) -> None:
     await _wait_listening(config.host, http_port, http_task)
     log.info("listening http://%s:%d", config.host, http_port)
     log.info("listening ws://%s:%d/events", config.host, ws_port)
+    archiver = start_archiver(config)  # the Iceberg archiver child process (None when cold.enabled = false)
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -55,6 +57,8 @@ async def serve(config: Config, stream: EventStream | None = None) -> None:
 
     log.info("shutting down: draining connections for up to %d ms", config.drain_timeout_ms)
     await stream.stop()  # HTTP answers 503 while this drains
+    if archiver is not None:
+        await archiver.stop()
     ws_server.close()
     granian.stop()
     try:
