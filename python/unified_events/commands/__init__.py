@@ -10,4 +10,8 @@ COMMAND_MODULES = (
     "serve",
     "archive",
     "cold_query",
+    "compact",
+    "expire_snapshots",
+    "remove_orphan_files",
+    "apply_retention",
 )
