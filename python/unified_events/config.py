@@ -99,6 +99,10 @@ class Config:
     dedup_max_entries: int = 200_000
     drain_timeout_ms: int = 5000
     log_level: str = "info"
+    # --- the durable log (python/unified_events/durable/__init__.py)
+    durability: str = "fsync"
+    durability_interval_ms: int = 100
+    log_segment_bytes: int = 64 << 20
 
 
 _DEFAULTS = Config()
@@ -123,7 +127,10 @@ _MINIMUMS: dict[str, float] = {
     "cold.maintenance_interval_s": 0,
     "cold.snapshot_retention_hours": 0,
     "cold.orphan_min_age_hours": 0,
+    "log_segment_bytes": 4096,
 }
+
+DURABILITY_MODES = ("fsync", "interval", "none")
 
 DEFAULT_CONFIG_FILE = "unified-events.toml"
 
@@ -255,6 +262,8 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
             raise ConfigError(key, value, "a non-empty string")
         if key == "log_level" and value.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(key, value, "one of debug, info, warning, error")
+        if key == "durability" and value not in DURABILITY_MODES:
+            raise ConfigError(key, value, f"one of {', '.join(DURABILITY_MODES)}")
         return value
     return value
 

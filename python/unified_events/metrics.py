@@ -139,6 +139,19 @@ def prometheus_text(snapshot: dict[str, Any], metrics: Metrics) -> str:
         for key, name, kind, help_text in _ARCHIVER_SERIES:
             if archiver.get(key) is not None:
                 series(name, kind, help_text, archiver[key])
+    durable = snapshot.get("durableLog")
+    if durable:
+        series("eventstream_log_last_position", "gauge", "Last position written to the durable log",
+               durable["last_position"])
+        series("eventstream_log_durable_position", "gauge", "Last durable position of the log",
+               durable["durable_position"])
+        series("eventstream_log_fsyncs_total", "counter", "fsyncs of the durable log", durable["fsyncs"])
+        series("eventstream_log_fsync_seconds_total", "counter", "Time spent in durable-log fsyncs",
+               durable["fsync_total_us"] / 1e6)
+        series("eventstream_log_fsync_last_seconds", "gauge", "Duration of the last durable-log fsync",
+               durable["fsync_last_us"] / 1e6)
+        series("eventstream_log_bytes", "gauge", "Bytes of durable-log segments on disk", durable["bytes_on_disk"])
+        series("eventstream_log_segments", "gauge", "Durable-log segments on disk", durable["segments"])
     buckets, total, count = metrics.histogram()
     lines.append("# HELP eventstream_fanout_latency_ms From acceptance to the socket write, in milliseconds")
     lines.append("# TYPE eventstream_fanout_latency_ms histogram")

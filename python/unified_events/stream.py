@@ -199,10 +199,7 @@ class EventStream:
 
     def deliver(self, accepted: Accepted, *, to_all: bool = False) -> int:
         """Store and fan out an event that is already durable. Returns connections it was queued for."""
-        self.hot.insert(
-            accepted.id, accepted.topic, accepted.event_type, accepted.ns, accepted.timestamp_ms,
-            accepted.trace_id, accepted.session_id, accepted.correlation_id, accepted.frame, accepted.record,
-        )
+        self._store_hot(accepted)
         self.counters.events_accepted += 1
         self.counters.last_event_at_ms = accepted.timestamp_ms
         if to_all:
@@ -218,6 +215,24 @@ class EventStream:
             self._unflushed.append(time.perf_counter())
             self._schedule_flush()
         return count
+
+    def _store_hot(self, accepted: Accepted) -> None:
+        self.hot.insert(
+            accepted.id, accepted.topic, accepted.event_type, accepted.ns, accepted.timestamp_ms,
+            accepted.trace_id, accepted.session_id, accepted.correlation_id, accepted.frame, accepted.record,
+        )
+
+    def restore(self, events: Sequence[tuple[Accepted, int]], now: int | None = None) -> int:
+        """After a restart: put events read back from the durable log, as (event, accepted_at_ms)
+        in log order, into the hot tier and the dedup window, without fan-out. Call before
+        `start`. Returns how many remain in the hot tier after retention."""
+        for accepted, accepted_at_ms in events:
+            self.dedup.check_and_insert(accepted.topic, accepted.id, accepted_at_ms)
+            self._store_hot(accepted)
+        now = now_ms() if now is None else now
+        self.hot.evict_expired(now)
+        self.dedup.prune(now)
+        return len(self.hot)
 
     async def broadcast_all(self, event: dict[str, Any]) -> PublishResult:
         """The original `broadcast()`: send to every connection whatever it subscribes to."""
@@ -373,7 +388,14 @@ class EventStream:
                  if ttl > 0 and s.empty_at is not None and now - s.empty_at > ttl]
         for key in stale:
             del self._topic_stats[key]
-        return {"expired_events": expired, "pruned_dedup": pruned, "dropped_topic_stats": len(stale)}
+        result = {"expired_events": expired, "pruned_dedup": pruned, "dropped_topic_stats": len(stale)}
+        maintain = getattr(self._log, "maintain", None)  # durable-log segment retention
+        if maintain is not None:
+            try:
+                result["deleted_log_segments"] = maintain()
+            except OSError:
+                log.exception("durable log retention failed")
+        return result
 
     def _slow_consumer_tick(self) -> None:
         for conn_id in self.hub.take_slow_consumers(monotonic_ms()):
@@ -480,7 +502,13 @@ class EventStream:
             "uptimeSeconds": round(time.time() - m.started_at, 3),
             "process": process_usage(),
             "archiver": self._archiver_status.summary(self.config.cold.enabled),
+            "durableLog": self.log_stats(),
         }
+
+    def log_stats(self) -> dict[str, Any] | None:
+        """The durable log's positions, fsyncs and size; None for a log without stats (memory)."""
+        stats = getattr(self._log, "stats", None)
+        return stats() if stats is not None else None
 
     def metrics_prometheus(self) -> str:
         return prometheus_text(self.metrics(), self.counters)
@@ -495,6 +523,7 @@ class EventStream:
             "lastEventAt": iso_from_ms(last) if last is not None else None,
             "hotTierRows": len(self.hot),
             "archiver": self._archiver_status.summary(self.config.cold.enabled),
+            "logPosition": (self.log_stats() or {}).get("last_position"),
         }
 
     async def cold_query(self, sql: str) -> list[dict[str, Any]]:

@@ -26,5 +26,6 @@ survives it); `none` never fsyncs and leaves it to the OS.
 """
 
 from .records import decode, decode_with_time, encode, event_columns
+from .segment_log import SegmentLog, read_archived_position
 
-__all__ = ["decode", "decode_with_time", "encode", "event_columns"]
+__all__ = ["SegmentLog", "decode", "decode_with_time", "encode", "event_columns", "read_archived_position"]

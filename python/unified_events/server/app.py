@@ -14,6 +14,7 @@ from picows import ws_create_server
 
 from ..cold.supervisor import start_archiver
 from ..config import Config
+from ..durable import SegmentLog
 from ..stream import EventStream
 from .http import HttpApp
 from .ws import make_factory
@@ -27,8 +28,15 @@ _AUTO_PING_REPLY_S = 10
 
 async def serve(config: Config, stream: EventStream | None = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
-    stream = stream or EventStream(config)
     Path(config.data_dir).mkdir(parents=True, exist_ok=True)
+    if stream is None:
+        durable = open_durable_log(config)
+        stream = EventStream(config, event_log=durable)
+        # Rebuild the hot tier and the dedup window, so lastEventId replay and dedup survive a restart.
+        window_ms = max(config.hot_tier_retention_ms, config.dedup_window_ms)
+        kept = stream.restore(durable.recent(window_ms))
+        log.info("durable log at position %d (%s); %d events restored to the hot tier",
+                 durable.stats()["last_position"], config.durability, kept)
     await stream.start()
     loop = asyncio.get_running_loop()
 
@@ -89,3 +97,10 @@ async def _wait_listening(host: str, port: int, task: asyncio.Task[None], timeou
         except OSError:
             await asyncio.sleep(0.02)
     raise RuntimeError(f"HTTP server did not start listening on {host}:{port} within {timeout_s} s")
+
+
+def open_durable_log(config: Config) -> SegmentLog:
+    """The server's log under `data_dir/log`. Opening cuts a torn tail; recovery of the hot tier
+    and dedup window happens in `restore_from_log`."""
+    return SegmentLog(config.data_dir, config.durability, config.durability_interval_ms,
+                      config.log_segment_bytes, config.hot_tier_retention_ms)
