@@ -6,6 +6,7 @@ import collections
 import json
 import random
 import signal
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -111,28 +112,36 @@ def test_sigkill_archiver_at_random_moments_every_event_exactly_once(tmp_path: P
     source = tmp_path / "events.ndjson"
     log_path = tmp_path / "archiver.log"
     rng = random.Random(4)
-    written, kills = 0, 0
-    archiver = spawn_archiver(config, source, log_path)
-    deadline = time.monotonic() + 14
+    stop = threading.Event()
+    written = [0]
+
+    def writer() -> None:
+        while not stop.is_set():
+            n = rng.randint(20, 200)
+            append_events(source, [unified(written[0] + i) for i in range(n)])
+            written[0] += n
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    kills = 0
+    deadline = time.monotonic() + 11
     while time.monotonic() < deadline:
-        append_events(source, [unified(written + i) for i in range(rng.randint(50, 400))])
-        written = sum(1 for _ in source.open())
-        time.sleep(rng.uniform(0.05, 0.6))
-        if rng.random() < 0.5:
-            archiver.send_signal(signal.SIGKILL)
-            archiver.wait()
-            kills += 1
-            archiver = spawn_archiver(config, source, log_path)
-    archiver.send_signal(signal.SIGKILL)
-    archiver.wait()
+        archiver = spawn_archiver(config, source, log_path)
+        time.sleep(rng.uniform(0.8, 3.0))  # startup takes ~1 s: most runs commit a few batches first
+        archiver.send_signal(signal.SIGKILL)
+        archiver.wait()
+        kills += 1
+    stop.set()
+    thread.join()
     cli(config, "archive", "--source", f"ndjson:{source}", "--once")  # drain what is left
 
     ids = read_table(settings).column("id").to_pylist()
     counts = collections.Counter(ids)
-    assert kills >= 5
+    assert kills >= 4
     assert [i for i, n in counts.items() if n > 1] == [], "duplicates after SIGKILL"
-    assert set(ids) == {f"ev-{i}" for i in range(written)}, "events lost after SIGKILL"
-    assert "committed" in log_path.read_text()  # the killed archivers did commit along the way
+    assert set(ids) == {f"ev-{i}" for i in range(written[0])}, "events lost after SIGKILL"
+    assert log_path.read_text().count("archiver: committed") >= 3  # the killed archivers did commit
 
 
 def test_cold_query_command(tmp_path: Path) -> None:
