@@ -90,3 +90,39 @@ def test_compact_refuses_while_an_archiver_holds_the_table(tmp_path: Path) -> No
     finally:
         lock.release()
     assert out.returncode == 1 and "archiver" in out.stderr and "is running" in out.stderr
+
+
+def test_the_archiver_runs_maintenance_on_its_schedule(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from tests.cold.util import spawn_archiver
+
+    settings = cold_settings(tmp_path, batch_rows=50, maintenance_interval_s=1, compact_min_files=2,
+                             snapshot_retention_hours=0, orphan_min_age_hours=0)
+    config = config_file(tmp_path, settings)
+    source = tmp_path / "events.ndjson"
+    append_events(source, [unified(i, timestamp="2024-03-01T00:00:00Z") for i in range(300)])
+    archiver = spawn_archiver(config, source, tmp_path / "archiver.log")
+    status_path = tmp_path / "data" / "archiver" / "status.json"
+    try:
+        deadline = time.monotonic() + 60
+        report = None
+        while time.monotonic() < deadline and report is None:
+            time.sleep(0.2)
+            try:
+                report = json.loads(status_path.read_text()).get("last_maintenance")
+            except (OSError, ValueError):
+                pass
+        assert report is not None, (tmp_path / "archiver.log").read_text()
+    finally:
+        archiver.send_signal(signal.SIGTERM)
+        assert archiver.wait(timeout=30) == 0
+    assert report["partitions_compacted"] == 3 and report["orphan_files_deleted"] > 0
+    table = _table(settings)
+    assert len(table.inspect.files()) == 3
+    # Left on disk: exactly the files some retained snapshot (the newest 3 are kept) still references.
+    referenced = set(table.inspect.all_files().column("file_path").to_pylist())
+    assert _data_files_on_disk(tmp_path) == len(referenced)
+    ids = read_table(settings).column("id").to_pylist()
+    assert sorted(ids) == sorted(f"ev-{i}" for i in range(300))
