@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import random
@@ -19,6 +20,7 @@ from tests.cold.util import (
 from unified_events.cold.catalog import open_catalog
 from unified_events.cold.schema import POSITION_PROPERTY, TABLE_NAME
 from unified_events.config import load_config
+from unified_events.stream import EventStream
 
 
 def test_archive_and_read_back(tmp_path: Path) -> None:
@@ -164,6 +166,11 @@ def test_cold_query_command(tmp_path: Path) -> None:
 
     text = cli(config, "cold-query", "SELECT count(*) AS n FROM events").stdout
     assert "99" in text and "(1 row)" in text
+    # The same from Python, embedded: EventStream.cold_query runs in a worker thread.
+    stream = EventStream(load_config(None, overrides=settings))
+    rows = asyncio.run(stream.cold_query("SELECT count(*) AS n FROM events WHERE ns = 'tenant-2'"))
+    assert rows == [{"n": 33}]
+
     bad = cli(config, "cold-query", "DELETE FROM events", check=False)
     assert bad.returncode == 2 and "only SELECT" in bad.stderr
     bad = cli(config, "cold-query", "SELECT * FROM read_parquet('/etc/passwd')", check=False)

@@ -250,7 +250,7 @@ class Archiver:
             "commits_total": s.commits_total, "dead_letters_total": s.dead_letters_total,
             "errors_total": s.errors_total, "last_error": s.last_error, "last_error_at_ms": s.last_error_at_ms,
             **s.extra,
-        })
+        }, fsync=False)  # status is informational: no fsync once a second
 
 
 def _dead_letter_table(dead: list[tuple[int, str | None, str, bytes]]) -> pa.Table:

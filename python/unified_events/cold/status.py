@@ -23,12 +23,14 @@ def archiver_dir(config: Config) -> Path:
     return path
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, fsync: bool = True) -> None:
+    """Write, fsync (position.json: segments are deleted on its word) and rename over `path`."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as fh:
         fh.write(orjson.dumps(data))
-        fh.flush()
-        os.fsync(fh.fileno())
+        if fsync:
+            fh.flush()
+            os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
