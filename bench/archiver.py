@@ -208,7 +208,9 @@ def main() -> None:
     args = parser.parse_args()
     load = os.getloadavg()
     result = throughput(args) if args.what == "throughput" else freshness(args)
-    result.update(what=args.what, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    core = Path(_core.__file__).read_bytes()
+    build = "debug" if b"precondition_check" in core or b"ub_checks" in core else "release"  # as fanout.py
+    result.update(what=args.what, rust_build=build, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                   loadavg_before=[round(x, 2) for x in load], loadavg_after=[round(x, 2) for x in os.getloadavg()],
                   cpus=os.cpu_count())
     RESULTS.mkdir(exist_ok=True)

@@ -83,6 +83,7 @@ class Archiver:
         self._dead_position: int | None = None
         self._last_status = 0.0
         self.on_idle: Callable[[], None] | None = None  # scheduled maintenance hook
+        self._keep_running: Callable[[], bool] | None = None
 
     # --- lifecycle
 
@@ -99,6 +100,7 @@ class Archiver:
 
     def run(self, exit_when_caught_up: bool = False, keep_running: Callable[[], bool] | None = None) -> None:
         """Archive until `stop_requested` (or, with `exit_when_caught_up`, until the source is drained)."""
+        self._keep_running = keep_running
         self.resume()
         poll_s = self.cold.poll_interval_ms / 1000
         while not self.stop_requested and (keep_running is None or keep_running()):
@@ -205,7 +207,7 @@ class Archiver:
             except Exception as exc:  # noqa: BLE001
                 self.record_error(f"cannot re-read {'.'.join(table.name())}: {type(exc).__name__}: {exc}")
             self.write_status(force=True)
-            if self.stop_requested:
+            if self.stop_requested or (self._keep_running is not None and not self._keep_running()):
                 raise SystemExit(1)  # the batch stays in the log; the next archiver redoes it
             time.sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
