@@ -7,7 +7,7 @@ export VIRTUAL_ENV := $(abspath $(VENV))
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv build-dev build-prod serve test test-rust test-python bench lint clean
+.PHONY: help venv build-dev build-prod serve test test-rust test-python bench bench-durable lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ test: test-rust test-python  ## everything CI runs
 
 bench: build-prod  ## the side-by-side fan-out benchmark (see bench/README.md)
 	$(PY) bench/fanout.py
+
+bench-durable: build-prod  ## acknowledged events/s over HTTP per durability mode (see bench/README.md)
+	$(PY) bench/durable_publish.py
 
 lint:  ## clippy and rustfmt
 	cargo clippy --quiet -- -D warnings

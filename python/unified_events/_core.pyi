@@ -173,6 +173,12 @@ class DurableLog:
     def wait_durable(self, position: int, timeout_ms: int) -> int:
         """Block (GIL released) until `position` is durable or the timeout; returns the durable
         position. OSError once a write or fsync has failed (the writer accepts nothing more)."""
+    def set_notify_fd(self, fd: int) -> None:
+        """Write 1 (8 bytes) to this eventfd after every advance of the durable position or a
+        failure (for `loop.add_reader`). The fd must stay open until `close` returns; -1 = off."""
+    @property
+    def error(self) -> str | None:
+        """Why the writer stopped accepting appends (a write or fsync failed), or None."""
     @property
     def last_position(self) -> int: ...
     @property
@@ -185,6 +191,9 @@ class DurableLog:
         than min_age_ms ago; never the active segment. Returns how many were deleted."""
     def close(self) -> None:
         """fsync everything written and stop the committer thread (idempotent)."""
+
+def encode_event_record(accepted: object, accepted_at_ms: int, /) -> bytes:
+    """The durable-log payload of an `events.Accepted` (layout in durable/records.py)."""
 
 class LogReader:
     """Read-only view of a log directory, usable from another process while the writer appends.

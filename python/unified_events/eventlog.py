@@ -3,6 +3,11 @@
 An event is acknowledged only after `append` returns. Today's default keeps events in memory
 only (the hot tier); the segmented on-disk log with group-commit fsync, and a NATS JetStream
 log for multi-node deployments, implement the same two methods.
+
+A log may also offer, and the stream uses when present: `barrier()` (await until everything
+appended so far is durable; a duplicate is acknowledged only after it), `maintain()` (segment
+retention, run by the cleanup tick) and `stats()` (the `durableLog` block of /metrics).
+`unified_events.durable.SegmentLog` is the on-disk implementation `unified-events serve` uses.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, Sequence
 
@@ -195,6 +195,11 @@ class EventStream:
             await self._log.append([accepted for accepted, _ in fresh])
             for accepted, result in fresh:
                 result.delivered_to = self.deliver(accepted, to_all=to_all)
+        if len(fresh) < len(results):
+            # A duplicate is acknowledged only once its original is durable (the log's barrier).
+            barrier = getattr(self._log, "barrier", None)
+            if barrier is not None and any(isinstance(r, PublishResult) and r.duplicate for r in results):
+                await barrier()
         return results
 
     def deliver(self, accepted: Accepted, *, to_all: bool = False) -> int:
@@ -222,7 +227,7 @@ class EventStream:
             accepted.trace_id, accepted.session_id, accepted.correlation_id, accepted.frame, accepted.record,
         )
 
-    def restore(self, events: Sequence[tuple[Accepted, int]], now: int | None = None) -> int:
+    def restore(self, events: Iterable[tuple[Accepted, int]], now: int | None = None) -> int:
         """After a restart: put events read back from the durable log, as (event, accepted_at_ms)
         in log order, into the hot tier and the dedup window, without fan-out. Call before
         `start`. Returns how many remain in the hot tier after retention."""

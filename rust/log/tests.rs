@@ -261,9 +261,12 @@ fn interval_mode_fsyncs_in_the_background() {
         3,
     );
     assert_eq!(w.durable_position(), 3, "durable when written");
-    while w.stats().fsyncs == 0 {
+    // Readers see records only once the interval fsync covered them.
+    let reader = LogReader::new(tmp.path());
+    while reader.last_position().unwrap() < 3 {
         std::thread::sleep(Duration::from_millis(5));
     }
+    assert!(w.stats().fsyncs >= 1);
     w.close().unwrap();
 }
 
@@ -316,4 +319,31 @@ proptest! {
             prop_assert_eq!(data, &payloads[i]);
         }
     }
+}
+
+#[test]
+fn one_writer_per_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let w = LogWriter::open(tmp.path(), Durability::None, 1 << 20).unwrap();
+    let err = LogWriter::open(tmp.path(), Durability::None, 1 << 20)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("another writer"), "{err}");
+    w.close().unwrap();
+    LogWriter::open(tmp.path(), Durability::None, 1 << 20).unwrap();
+}
+
+#[test]
+fn a_segment_of_another_format_is_refused_not_overwritten() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = segment::path(tmp.path(), 1);
+    fs::write(&path, b"UELOG\0\0\x09 some future format").unwrap();
+    let err = LogWriter::open(tmp.path(), Durability::None, 1 << 20)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("format version"), "{err}");
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        b"UELOG\0\0\x09 some future format"
+    );
 }

@@ -6,11 +6,13 @@
 //!   advances the durable position. Publishers that arrive while an fsync runs are covered by
 //!   the next one: concurrent publishers share fsyncs (group commit). `wait_durable` blocks until
 //!   a position is covered.
-//! - `Interval(d)`: the committer fsyncs every `d`; positions count as durable when written.
-//!   A crash of the machine (not of the process: the page cache survives that) can lose the
-//!   last `d` of acknowledged records.
-//! - `None`: never fsync (except on close); durable when written. The OS decides what survives
-//!   a machine crash.
+//! - `Interval(d)`: the committer fsyncs every `d`; positions count as durable (acknowledged)
+//!   when written. A crash of the machine (not of the process: the page cache survives that)
+//!   can lose the last `d` of acknowledged records. Readers (`durable.pos`) see only fsynced
+//!   records, so they never take one that can still be lost.
+//! - `None`: never fsync (except on close); durable and visible to readers when written. The OS
+//!   decides what survives a machine crash; after one, positions a reader already took can be
+//!   reused by new records.
 //!
 //! An I/O error poisons the writer: every waiter and every later append fails, because bytes
 //! after a failed write or fsync cannot be trusted. Reopening (restart) recovers the log.
@@ -18,6 +20,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -78,6 +81,12 @@ struct Shared {
     /// Signalled when `durable` advances or the writer fails (waiters wait on it).
     durable_cv: Condvar,
     marker: Marker,
+    /// An eventfd (or non-blocking pipe) the committer writes to after each advance of the
+    /// durable position or a failure, so an event loop can wait with epoll and no thread of its
+    /// own; -1 when unset. Owned by whoever set it; it must stay open until `close` returns.
+    notify_fd: AtomicI32,
+    /// `writer.lock`, locked while this writer is open: one writer per log, across processes.
+    lock: Mutex<Option<File>>,
 }
 
 pub struct LogWriter {
@@ -95,11 +104,18 @@ impl LogWriter {
     /// Open (or create) the log in `dir`, cutting a torn tail, and start the committer.
     pub fn open(dir: &Path, durability: Durability, segment_bytes: u64) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
+        let lock = lock_dir(dir)?;
         let (segments, written, torn) = recover(dir)?;
         let active_first = *segments.last().unwrap();
         let active_path = segment::path(dir, active_first);
         let active = OpenOptions::new().append(true).open(&active_path)?;
         let active_len = active.metadata()?.len();
+        // What a crashed process left in the page cache may not be on disk yet: make it so
+        // before readers may see it (only the last two segments can hold unsynced bytes).
+        for first in segments.iter().rev().take(2) {
+            File::open(segment::path(dir, *first))?.sync_all()?;
+        }
+        segment::sync_dir(dir)?;
         let marker = Marker::open(dir)?;
         marker.store(written)?;
         let mut bytes_on_disk = 0;
@@ -134,6 +150,8 @@ impl LogWriter {
             written_cv: Condvar::new(),
             durable_cv: Condvar::new(),
             marker,
+            notify_fd: AtomicI32::new(-1),
+            lock: Mutex::new(Some(lock)),
         });
         let committer = match durability {
             Durability::None => None,
@@ -180,14 +198,22 @@ impl LogWriter {
         }
         if let Err(e) = append_locked(sh, &mut st, payloads) {
             st.error = Some(e.to_string());
+            // Fail every waiter now (earlier appends included), and let the committer exit.
             sh.durable_cv.notify_all();
+            sh.written_cv.notify_all();
+            drop(st);
+            sh.notify();
             return Err(e);
         }
         if sh.durability != Durability::Fsync {
             st.durable = st.written;
-            // Readers see records once written; the interval committer fsyncs them later.
-            sh.marker.store(st.durable).ok();
             sh.durable_cv.notify_all();
+        }
+        if sh.durability == Durability::None {
+            // Never fsynced: readers see records once written. (Under `Interval` they see only
+            // fsynced ones, so an archiver never takes a record a machine crash can still take
+            // back, which would let the next records reuse its position.)
+            sh.marker.store(st.written).ok();
         }
         sh.written_cv.notify_one();
         Ok(st.written)
@@ -216,6 +242,17 @@ impl LogWriter {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// Have the committer signal `fd` (8-byte writes of 1: an eventfd counter) whenever the
+    /// durable position advances or the writer fails. -1 turns it off.
+    pub fn set_notify_fd(&self, fd: i32) {
+        self.shared.notify_fd.store(fd, Ordering::SeqCst);
+    }
+
+    /// The error that poisoned the writer, if any.
+    pub fn error(&self) -> Option<String> {
+        self.shared.lock().error.clone()
     }
 
     pub fn last_position(&self) -> u64 {
@@ -295,6 +332,8 @@ impl LogWriter {
             sh.marker.store(st.durable)?;
         }
         sh.durable_cv.notify_all();
+        drop(st);
+        sh.lock.lock().unwrap_or_else(|e| e.into_inner()).take(); // closing the file unlocks
         Ok(())
     }
 }
@@ -308,6 +347,18 @@ impl Drop for LogWriter {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self) {
+        let fd = self.notify_fd.load(Ordering::SeqCst);
+        if fd >= 0 {
+            // Borrow the fd without taking ownership. A full eventfd/pipe (EAGAIN) already
+            // holds a pending wakeup, so a failed write loses nothing.
+            let file = std::mem::ManuallyDrop::new(unsafe {
+                <File as std::os::fd::FromRawFd>::from_raw_fd(fd)
+            });
+            let _ = (&*file).write(&1u64.to_ne_bytes());
+        }
     }
 }
 
@@ -402,7 +453,7 @@ fn committer(sh: &Shared) {
                     }
                 }
                 _ => {
-                    while !st.closing && st.written == st.synced {
+                    while !st.closing && st.written == st.synced && st.error.is_none() {
                         st = sh.written_cv.wait(st).unwrap_or_else(|e| e.into_inner());
                     }
                 }
@@ -422,6 +473,8 @@ fn committer(sh: &Shared) {
         if let Err(e) = result {
             st.error = Some(format!("fsync failed: {e}"));
             sh.durable_cv.notify_all();
+            drop(st);
+            sh.notify();
             return;
         }
         st.synced = st.synced.max(target);
@@ -429,10 +482,12 @@ fn committer(sh: &Shared) {
         st.stats.fsync_total_us += us;
         st.stats.fsync_last_us = us;
         st.stats.fsync_max_us = st.stats.fsync_max_us.max(us);
+        sh.marker.store(st.synced).ok();
         if sh.durability == Durability::Fsync {
             st.durable = st.durable.max(target);
-            sh.marker.store(st.durable).ok();
             sh.durable_cv.notify_all();
+            drop(st);
+            sh.notify();
         }
     }
 }
@@ -454,7 +509,17 @@ fn recover(dir: &Path) -> io::Result<(Vec<u64>, u64, u64)> {
         let path = segment::path(dir, first);
         let mut scan = Scanner::open(&path, first)?;
         if scan.offset == 0 {
-            // Created but its magic never made it to disk: empty.
+            let head = fs::read(&path)?;
+            if head.len() >= SEGMENT_MAGIC.len() || !SEGMENT_MAGIC.starts_with(&head) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is not a log segment of this format version",
+                        path.display()
+                    ),
+                ));
+            }
+            // Created but its magic never made it to disk whole: an empty segment.
             fs::write(&path, SEGMENT_MAGIC)?;
             File::open(&path)?.sync_all()?;
             ends.push((first, first));
@@ -484,6 +549,26 @@ fn recover(dir: &Path) -> io::Result<(Vec<u64>, u64, u64)> {
     }
     let next = ends.last().unwrap().1;
     Ok((segments, next - 1, cut))
+}
+
+/// Take `dir/writer.lock` (an advisory lock the OS releases when the process dies, SIGKILL too).
+fn lock_dir(dir: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("writer.lock"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{} is in use by another writer (another server on the same data_dir?)",
+                dir.display()
+            ),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 fn create_segment(dir: &Path, first: u64) -> io::Result<()> {

@@ -54,6 +54,19 @@ impl PyDurableLog {
         })?)
     }
 
+    /// Write 1 (8 bytes) to this eventfd after every advance of the durable position or a
+    /// failure, so an event loop can `add_reader` it. The fd must stay open until `close`
+    /// returns; -1 turns it off.
+    fn set_notify_fd(&self, fd: i32) {
+        self.0.set_notify_fd(fd)
+    }
+
+    /// Why the writer stopped accepting appends (a write or fsync failed), or None.
+    #[getter]
+    fn error(&self) -> Option<String> {
+        self.0.error()
+    }
+
     #[getter]
     fn last_position(&self) -> u64 {
         self.0.last_position()
@@ -142,4 +155,61 @@ impl PyLogReader {
     fn first_position_since(&self, since_ms: i64) -> PyResult<Option<u64>> {
         Ok(self.0.first_position_since(since_ms)?)
     }
+}
+
+/// Fixed part of an event record payload (python/unified_events/durable/records.py, version 1):
+/// u8 version, i64 accepted_at_ms, i64 timestamp_ms, 9 x u32 field lengths.
+const EVENT_RECORD_HEADER: usize = 1 + 8 + 8 + 9 * 4;
+const NONE_LEN: u32 = u32::MAX;
+
+/// The record payload of an `Accepted` (records.encode): the hot path of every publish, so it
+/// reads the attributes directly and writes the bytes once.
+#[pyfunction]
+#[pyo3(signature = (accepted, accepted_at_ms, /))]
+pub fn encode_event_record<'py>(
+    py: Python<'py>,
+    accepted: &Bound<'py, PyAny>,
+    accepted_at_ms: i64,
+) -> PyResult<Bound<'py, PyBytes>> {
+    use pyo3::intern;
+    use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
+    let text = |name: &Bound<'py, pyo3::types::PyString>| -> PyResult<PyBackedStr> {
+        accepted.getattr(name)?.extract()
+    };
+    let opt = |name: &Bound<'py, pyo3::types::PyString>| -> PyResult<Option<PyBackedStr>> {
+        accepted.getattr(name)?.extract()
+    };
+    let texts = [
+        Some(text(intern!(py, "id"))?),
+        Some(text(intern!(py, "topic"))?),
+        Some(text(intern!(py, "event_type"))?),
+        Some(text(intern!(py, "ns"))?),
+        opt(intern!(py, "trace_id"))?,
+        opt(intern!(py, "session_id"))?,
+        opt(intern!(py, "correlation_id"))?,
+    ];
+    let timestamp_ms: i64 = accepted.getattr(intern!(py, "timestamp_ms"))?.extract()?;
+    let frame: PyBackedBytes = accepted.getattr(intern!(py, "frame"))?.extract()?;
+    let record: PyBackedBytes = accepted.getattr(intern!(py, "record"))?.extract()?;
+    let parts: Vec<Option<&[u8]>> = texts
+        .iter()
+        .map(|t| t.as_ref().map(|s| s.as_bytes()))
+        .chain([Some(&frame[..]), Some(&record[..])])
+        .collect();
+    let total = EVENT_RECORD_HEADER + parts.iter().flatten().map(|p| p.len()).sum::<usize>();
+    PyBytes::new_with(py, total, |buf| {
+        buf[0] = 1;
+        buf[1..9].copy_from_slice(&accepted_at_ms.to_le_bytes());
+        buf[9..17].copy_from_slice(&timestamp_ms.to_le_bytes());
+        let mut at = EVENT_RECORD_HEADER;
+        for (i, part) in parts.iter().enumerate() {
+            let len = part.map_or(NONE_LEN, |p| p.len() as u32);
+            buf[17 + 4 * i..21 + 4 * i].copy_from_slice(&len.to_le_bytes());
+            if let Some(p) = part {
+                buf[at..at + p.len()].copy_from_slice(p);
+                at += p.len();
+            }
+        }
+        Ok(())
+    })
 }

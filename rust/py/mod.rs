@@ -69,6 +69,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hot::PyHotTier>()?;
     m.add_class::<hub::PyHub>()?;
     m.add_class::<log::PyDurableLog>()?;
+    m.add_function(wrap_pyfunction!(log::encode_event_record, m)?)?;
     m.add_class::<log::PyLogReader>()?;
     Ok(())
 }

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unified_events import _core
-from unified_events.durable.records import decode, decode_with_time, encode, event_columns
+from unified_events.durable.records import decode, decode_with_time, encode, encode_py, event_columns
 from unified_events.events import parse_body
 
 text = st.text(min_size=1, max_size=20)
@@ -27,6 +27,7 @@ def test_encode_decode_rebuilds_accepted_exactly(event_id, payload, trace, ns):
                           "trace_id": trace, "session_id": "", "data": payload})
     for accepted in (legacy, unified):
         assert decode(encode(accepted, 42)) == accepted
+        assert encode(accepted, 42) == encode_py(accepted, 42)
         assert decode_with_time(encode(accepted, 42))[1] == 42
 
 

@@ -29,7 +29,7 @@ def log_dir(tmp_path: Path) -> Path:
     return tmp_path / "data" / "log"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_replay_and_dedup_survive_a_restart(make_server, sig):
     srv = make_server()
     ids = [f"r-{i}" for i in range(10)]
@@ -99,3 +99,18 @@ def test_interval_and_none_modes_serve(make_server):
         publish(srv, f"mode-{mode}", ["a", "b"])
         assert srv.metrics()["durableLog"]["durability"] == mode
         srv.stop()
+
+
+def test_log_metrics_and_health(make_server):
+    srv = make_server()
+    publish(srv, "metrics", ["m-1", "m-2", "m-3"])
+    stats = srv.metrics()["durableLog"]
+    assert stats["last_position"] == stats["durable_position"] == 3
+    assert stats["fsyncs"] >= 1 and stats["bytes_on_disk"] > 0 and stats["durability"] == "fsync"
+    assert stats["archived_position"] is None
+    status, _, text = srv.request("GET", "/metrics?format=prometheus")
+    assert status == 200
+    for name in ("eventstream_log_last_position 3", "eventstream_log_fsyncs_total", "eventstream_log_bytes",
+                 "eventstream_log_fsync_seconds_total"):
+        assert name in text.decode()
+    assert srv.json("GET", "/health")[1]["logPosition"] == 3

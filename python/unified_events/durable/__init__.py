@@ -23,6 +23,10 @@ by every publisher that arrived while the previous one ran (group commit); `inte
 every `durability_interval_ms` and acknowledges at once, so a machine crash or power loss can
 lose up to that window of acknowledged events (a process crash loses nothing: the page cache
 survives it); `none` never fsyncs and leaves it to the OS.
+What a `LogReader` sees: under `fsync` and `interval` only fsynced records (under `interval` the
+archiver lags by up to one interval), so it never takes a record a machine crash could take
+back. Under `none` it sees records once written; after a machine crash, new records can then
+reuse positions the archiver already committed (use `none` only where that is acceptable).
 """
 
 from .records import decode, decode_with_time, encode, event_columns

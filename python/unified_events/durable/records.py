@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from .. import _core
 from ..events import HOT_COLUMNS, Accepted
 
 VERSION = 1
@@ -41,7 +42,13 @@ _ROW_EXTRAS = ("topic", "type", "payload", "timestamp_ms")
 
 def encode(accepted: Accepted, accepted_at_ms: int = 0) -> bytes:
     """The record payload of `accepted`. `accepted_at_ms` (the acceptance wall clock) lets a
-    restart rebuild the dedup window; it is returned by `decode_with_time`."""
+    restart rebuild the dedup window; it is returned by `decode_with_time`.
+    Runs once per published event, so the Rust core writes it (same layout as `encode_py`)."""
+    return _core.encode_event_record(accepted, accepted_at_ms)
+
+
+def encode_py(accepted: Accepted, accepted_at_ms: int = 0) -> bytes:
+    """The layout written out in Python: the reference the tests hold the Rust encoder to."""
     a = accepted
     texts = [a.id.encode(), a.topic.encode(), a.event_type.encode(), a.ns.encode()]
     optional = [None if v is None else v.encode() for v in (a.trace_id, a.session_id, a.correlation_id)]

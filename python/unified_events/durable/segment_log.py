@@ -2,10 +2,10 @@
 
 The append path never blocks the event loop on an fsync. `append` encodes the batch and writes it
 in the loop thread (a page-cache write), then, under `durability = "fsync"`, awaits a future.
-One notifier thread waits (GIL released) for the Rust committer to advance the durable position
-and resolves, in the loop, every future whose last position it covers: one fsync acknowledges
-every batch written before it started (group commit). Under `interval` and `none` the append
-returns once written.
+The Rust committer thread fsyncs everything written so far and signals an eventfd the loop
+watches (`add_reader`, no Python thread and no GIL hand-off); the loop then resolves every future
+whose last position the new durable position covers. One fsync acknowledges every batch written
+before it started (group commit). Under `interval` and `none` the append returns once written.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import threading
+import os
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import orjson
 
@@ -27,7 +27,6 @@ log = logging.getLogger("unified_events")
 
 LOG_SUBDIR = "log"
 ARCHIVER_POSITION_FILE = Path("archiver") / "position.json"
-_NOTIFIER_WAIT_MS = 500  # how long the notifier blocks before checking whether the log closed
 _RESTORE_BATCH = 10_000
 
 
@@ -40,8 +39,8 @@ class SegmentLog:
         self.hot_retention_ms = hot_retention_ms
         self._writer = _core.DurableLog(str(self.log_dir), durability, interval_ms, segment_bytes)
         self._waiters: collections.deque[tuple[int, asyncio.Future[None]]] = collections.deque()
+        self._event_fd: int | None = None  # the eventfd the committer signals (fsync mode)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._notifier: threading.Thread | None = None
         self._closed = False
         self.segments_deleted = 0
 
@@ -52,49 +51,63 @@ class SegmentLog:
             return
         accepted_at = now_ms()
         last = self._writer.append([encode(a, accepted_at) for a in events])
-        if self.durability != "fsync" or self._writer.durable_position >= last:
-            return
+        if self.durability == "fsync" and self._writer.durable_position < last:
+            await self._wait(last)
+
+    async def barrier(self) -> None:
+        """Return once everything written so far is durable; raise if the log has failed.
+        A duplicate is acknowledged only after this: its original may still be in an fsync, or
+        may have been lost by a failed write (the dedup cache remembers it either way)."""
+        error = self._writer.error
+        if error is not None:
+            raise OSError(error)
+        last = self._writer.last_position
+        if self.durability == "fsync" and self._writer.durable_position < last:
+            await self._wait(last)
+
+    async def _wait(self, position: int) -> None:
         loop = asyncio.get_running_loop()
-        if self._notifier is None:
-            self._start_notifier(loop)
         future: asyncio.Future[None] = loop.create_future()
-        self._waiters.append((last, future))
+        self._waiters.append((position, future))
+        if self._event_fd is None:
+            self._watch(loop)
         await future
 
     async def close(self) -> None:
         if self._closed:
             return
+        self._closed = True
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._writer.close)  # fsyncs what is written (any policy)
-        self._closed = True
-        self._resolve(self._writer.durable_position)
-        if self._notifier is not None:
-            await loop.run_in_executor(None, self._notifier.join)
+        if self._event_fd is not None and self._loop is not None:
+            self._writer.set_notify_fd(-1)  # the committer has stopped: nothing writes to it now
+            self._loop.remove_reader(self._event_fd)
+            os.close(self._event_fd)
+            self._event_fd = None
+        self._on_durable()
 
     # ------------------------------------------------------------------ group-commit acknowledgements
 
-    def _start_notifier(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _watch(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._notifier = threading.Thread(target=self._notify, name="ue-log-notify", daemon=True)
-        self._notifier.start()
+        self._event_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        loop.add_reader(self._event_fd, self._on_durable)
+        self._writer.set_notify_fd(self._event_fd)
+        # An fsync may have finished before the fd was set: look once now.
+        loop.call_soon(self._on_durable)
 
-    def _notify(self) -> None:
-        """Notifier thread: report each advance of the durable position to the loop."""
-        assert self._loop is not None
-        # Start from 0, not the current position: the fsync covering the first waiter may have
-        # finished before this thread got here, and its report must still reach the loop.
-        seen = 0
-        while not self._closed:
+    def _on_durable(self) -> None:
+        """In the loop: acknowledge every waiter the durable position covers."""
+        if self._event_fd is not None:
             try:
-                durable = self._writer.wait_durable(seen + 1, _NOTIFIER_WAIT_MS)
-            except OSError as exc:
-                self._loop.call_soon_threadsafe(self._fail, exc)
-                return
-            if durable > seen:
-                seen = durable
-                self._loop.call_soon_threadsafe(self._resolve, durable)
-
-    def _resolve(self, durable: int) -> None:
+                os.eventfd_read(self._event_fd)
+            except BlockingIOError:
+                pass
+        error = self._writer.error
+        if error is not None:
+            self._fail(OSError(error))
+            return
+        durable = self._writer.durable_position
         waiters = self._waiters
         while waiters and waiters[0][0] <= durable:
             _, future = waiters.popleft()
@@ -110,19 +123,34 @@ class SegmentLog:
 
     # ------------------------------------------------------------------ restart recovery
 
-    def recent(self, window_ms: int, now: int | None = None) -> list[tuple[Accepted, int]]:
-        """(event, accepted_at_ms) of every record in the segments written within `window_ms`,
-        in log order. Blocking (reads files): call it before serving."""
+    def recent(self, window_ms: int, max_bytes: int | None = None,
+               now: int | None = None) -> Iterator[tuple[Accepted, int]]:
+        """(event, accepted_at_ms) of the records in the segments written within `window_ms`, in
+        log order, read lazily. With `max_bytes`, only the newest segments holding about that
+        many bytes (the hot tier cannot keep more; it bounds start-up time and memory).
+        Events whose segment left the window but whose event time is still within retention
+        (timestamps in the future) are not restored. Blocking (reads files): call before serving."""
         reader = _core.LogReader(str(self.log_dir))
         start = reader.first_position_since((now_ms() if now is None else now) - window_ms)
-        out: list[tuple[Accepted, int]] = []
         if start is None:
-            return out
+            return
+        if max_bytes is not None:
+            start = max(start, self._first_position_of_newest(max_bytes))
         after = start - 1
         while batch := reader.read(after, _RESTORE_BATCH):
-            out.extend(decode_with_time(payload) for _, payload in batch)
+            for _, payload in batch:
+                yield decode_with_time(payload)
             after = batch[-1][0]
-        return out
+
+    def _first_position_of_newest(self, max_bytes: int) -> int:
+        """First position of the oldest of the newest segments that together hold >= max_bytes."""
+        total, first = 0, 1
+        for path in sorted(self.log_dir.glob("*.seg"), reverse=True):  # names are zero-padded positions
+            first = int(path.stem)
+            total += path.stat().st_size
+            if total >= max_bytes:
+                break
+        return first
 
     # ------------------------------------------------------------------ retention and stats
 

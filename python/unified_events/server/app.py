@@ -34,7 +34,7 @@ async def serve(config: Config, stream: EventStream | None = None) -> None:
         stream = EventStream(config, event_log=durable)
         # Rebuild the hot tier and the dedup window, so lastEventId replay and dedup survive a restart.
         window_ms = max(config.hot_tier_retention_ms, config.dedup_window_ms)
-        kept = stream.restore(durable.recent(window_ms))
+        kept = stream.restore(durable.recent(window_ms, config.hot_tier_max_bytes))
         log.info("durable log at position %d (%s); %d events restored to the hot tier",
                  durable.stats()["last_position"], config.durability, kept)
     await stream.start()
@@ -101,6 +101,6 @@ async def _wait_listening(host: str, port: int, task: asyncio.Task[None], timeou
 
 def open_durable_log(config: Config) -> SegmentLog:
     """The server's log under `data_dir/log`. Opening cuts a torn tail; recovery of the hot tier
-    and dedup window happens in `restore_from_log`."""
+    and dedup window happens in `serve` (`EventStream.restore`)."""
     return SegmentLog(config.data_dir, config.durability, config.durability_interval_ms,
                       config.log_segment_bytes, config.hot_tier_retention_ms)
