@@ -31,30 +31,30 @@ def test_compaction_expiry_and_orphans_keep_every_row(tmp_path: Path) -> None:
     config = config_file(tmp_path, settings)
     source = tmp_path / "events.ndjson"
     day1, day2 = "2024-03-01T12:00:00Z", "2024-03-02T12:00:00Z"
-    append_events(source, [unified(i, timestamp=day1 if i % 2 else day2, duration_ms=float(i)) for i in range(600)])
+    append_events(source, [unified(i, timestamp=day1 if i % 2 else day2, duration_ms=float(i)) for i in range(360)])
     cli(config, "archive", "--source", f"ndjson:{source}", "--once")
     before_rows = _rows(settings)
     files_before = len(_table(settings).inspect.files())
-    assert files_before == 60  # 10 commits x 6 partitions
+    assert files_before == 36  # 6 commits x 6 partitions
 
     out = json.loads(cli(config, "compact", "--min-files", "2", "--json").stdout)
-    assert len(out["result"]) == 6 and sum(p["files_before"] for p in out["result"]) == 60
+    assert len(out["result"]) == 6 and sum(p["files_before"] for p in out["result"]) == 36
     table = _table(settings)
     assert len(table.inspect.files()) == 6
     assert _rows(settings) == before_rows
-    assert table.current_snapshot().summary.additional_properties[POSITION_PROPERTY] == "600"
+    assert table.current_snapshot().summary.additional_properties[POSITION_PROPERTY] == "360"
 
     text = cli(config, "expire-snapshots", "--older-than-hours", "0", "--retain-last", "1").stdout
     assert "expired" in text and len(_table(settings).snapshots()) == 1
-    assert _data_files_on_disk(tmp_path) >= 66
+    assert _data_files_on_disk(tmp_path) >= 42
     out = json.loads(cli(config, "remove-orphan-files", "--min-age-hours", "0", "--json").stdout)
-    assert len(out["result"]["orphans"]) >= 60
+    assert len(out["result"]["orphans"]) >= 36
     assert _data_files_on_disk(tmp_path) == 6
     assert _rows(settings) == before_rows
 
     # The archiver still resumes where it was: nothing archived twice after maintenance.
     summary = json.loads(cli(config, "archive", "--source", f"ndjson:{source}", "--once", "--json").stdout)
-    assert summary["rows"] == 0 and summary["position"] == 600
+    assert summary["rows"] == 0 and summary["position"] == 360
 
 
 def test_retention_drops_old_days_only(tmp_path: Path) -> None:
