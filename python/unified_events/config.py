@@ -268,7 +268,14 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
     return value
 
 
+_CATALOG_URI_PREFIXES = ("postgresql://", "postgres://", "postgresql+", "sqlite:", "http://", "https://")
+
+
 def _check_cross_field(config: Config) -> None:
+    uri = config.cold.catalog_uri
+    if uri and not uri.startswith(_CATALOG_URI_PREFIXES):
+        raise ConfigError("cold.catalog_uri", uri, "\"\" (SQLite under data_dir), postgresql://…, "
+                          "or an http(s):// REST catalog")
     if config.http_port and config.http_port == config.ws_port:
         raise ConfigError("ws_port", config.ws_port, "a port different from http_port (HTTP and WebSocket listen apart)")
     if config.max_body_bytes > config.hot_tier_max_bytes:

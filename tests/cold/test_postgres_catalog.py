@@ -54,4 +54,4 @@ def test_archive_with_a_postgresql_catalog(tmp_path: Path) -> None:
 def test_bad_catalog_uri_is_a_clear_error(tmp_path: Path) -> None:
     settings = cold_settings(tmp_path, catalog_uri="mysql://nope")
     out = cli(config_file(tmp_path, settings), "archive", "--once", check=False)
-    assert out.returncode == 1 and "cold.catalog_uri" in out.stderr and "postgresql://" in out.stderr
+    assert out.returncode == 2 and "cold.catalog_uri" in out.stderr and "postgresql://" in out.stderr

@@ -54,7 +54,9 @@ class ArchiverSupervisor:
             started = loop.time()
             try:
                 # stdout/stderr are inherited: the archiver's log lines land in the server's log.
-                self._proc = await asyncio.create_subprocess_exec(*self._argv)
+                # Its own session: a terminal's Ctrl-C reaches the server only, which then stops
+                # the archiver itself (instead of seeing it exit and restarting it mid-shutdown).
+                self._proc = await asyncio.create_subprocess_exec(*self._argv, start_new_session=True)
             except OSError as exc:
                 log.error("archiver: cannot start: %s", exc)
             else:
