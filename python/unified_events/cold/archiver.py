@@ -15,6 +15,7 @@ delete segments at or below it) and `status.json` (position, lag, errors: read b
 from __future__ import annotations
 
 import fcntl
+import gc
 import logging
 import os
 import time
@@ -149,6 +150,18 @@ class Archiver:
         """Commit the buffered batch: dead letters, then the events with the batch's end position."""
         if not self._batch:
             return
+        # A batch allocates ~100k dicts and lists that all live until the append: the cyclic GC
+        # would traverse them again and again (measured: 3x the cost of parsing the frames).
+        # Nothing here makes reference cycles, so collection waits until the batch is done.
+        gc_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._flush()
+        finally:
+            if gc_enabled:
+                gc.enable()
+
+    def _flush(self) -> None:
         batch, end = self._batch, self._batch[-1][0]
         started = time.perf_counter()
         decoded, dead = [], []
