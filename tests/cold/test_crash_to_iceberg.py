@@ -10,6 +10,7 @@ log's dedup window catches those. Publishers come from the durable log's crash t
 from __future__ import annotations
 
 import collections
+import json
 import random
 import time
 from pathlib import Path
@@ -50,7 +51,10 @@ def test_every_acknowledged_event_lands_in_iceberg_exactly_once(make_server: Any
         return health["logPosition"] > 0 and health["archiver"]["position"] == health["logPosition"]
 
     srv.wait_for(caught_up, timeout=60)
+    final = srv.json("GET", "/health")[1]["archiver"]["position"]
     srv.stop()
+    # The contract with the log's segment deletion: position.json says what Iceberg holds.
+    assert json.loads((tmp_path / "data" / "archiver" / "position.json").read_text())["position"] == final
     table = read_table(settings)
     ids = [i for i, ns in zip(table.column("id").to_pylist(), table.column("ns").to_pylist()) if ns == NS]
     counts = collections.Counter(ids)

@@ -83,7 +83,8 @@ class Archiver:
         self._batch_started = 0.0
         self._dead_position: int | None = None
         self._last_status = 0.0
-        self.on_idle: Callable[[], None] | None = None  # scheduled maintenance hook
+        # Scheduled maintenance; called only when nothing is buffered, so it never races an append.
+        self.on_idle: Callable[[], None] | None = None
         self._keep_running: Callable[[], bool] | None = None
 
     # --- lifecycle
@@ -108,6 +109,10 @@ class Archiver:
             got = self.fill()
             if self._due() or (exit_when_caught_up and got == 0 and self._batch):
                 self.flush()
+                # Right after a flush nothing is buffered: the moment for scheduled maintenance,
+                # which a steady stream would otherwise never leave idle time for.
+                if self.on_idle is not None:
+                    self.on_idle()
                 continue
             if got == 0:
                 if exit_when_caught_up:

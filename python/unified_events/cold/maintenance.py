@@ -145,8 +145,9 @@ def _total_records(table: Table) -> int:
 
 @dataclass
 class MaintenanceSchedule:
-    """Run every task when `cold.maintenance_interval_s` has passed; called by the archiver when it
-    is idle (nothing buffered), so compaction never races its own appends."""
+    """Run every task when `cold.maintenance_interval_s` has passed; called by the archiver when
+    nothing is buffered (after a flush, or idle), so compaction never races its own appends. Under
+    load this delays the next batch by the maintenance time, once per interval."""
 
     config: Config
     table: Table
