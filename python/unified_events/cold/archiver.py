@@ -28,7 +28,7 @@ from pyiceberg.table import Table
 
 from ..config import Config
 from .convert import convert_batch
-from .schema import POSITION_PROPERTY, dead_letter_arrow_schema
+from .schema import POSITION_PROPERTY, arrow_schema, dead_letter_arrow_schema
 from .source import LogSource
 from .status import archiver_dir, write_json_atomic
 
@@ -186,8 +186,6 @@ class Archiver:
                 log.warning("archiver: dead-lettered log position %d (id %s): %s", position, event_id, reason)
         table = converted.table
         if table is None:  # every record was poison: an empty append still moves the position on
-            from .schema import arrow_schema
-
             table = arrow_schema().empty_table()
         self._commit(self.events, table, end)
         elapsed = time.perf_counter() - started
