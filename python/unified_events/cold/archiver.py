@@ -179,7 +179,7 @@ class Archiver:
         dead.extend(converted.dead)
         dead = [d for d in dead if self._dead_position is None or d[0] > self._dead_position]
         if dead:
-            self._commit(self.dead, _dead_letter_table(sorted(dead)), end)
+            self._commit(self.dead, _dead_letter_table(sorted(dead, key=lambda d: d[0])), end)
             self._dead_position = end
             self.stats.dead_letters_total += len(dead)
             for position, event_id, reason, _ in dead[:5]:
