@@ -175,3 +175,43 @@ def test_cold_query_command(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "only SELECT" in bad.stderr
     bad = cli(config, "cold-query", "SELECT * FROM read_parquet('/etc/passwd')", check=False)
     assert bad.returncode == 2
+
+
+def test_commit_failures_are_retried_and_reported(tmp_path: Path) -> None:
+    """The SQLite catalog is write-locked by another connection: commits fail ("database is
+    locked"), the archiver reports the error and retries with backoff; once the lock is gone the
+    batch lands, once."""
+    import sqlite3
+
+    settings = cold_settings(tmp_path)
+    config = config_file(tmp_path, settings)
+    source = tmp_path / "events.ndjson"
+    append_events(source, [unified(i) for i in range(50)])
+    cli(config, "archive", "--source", f"ndjson:{source}", "--once")  # creates the tables
+
+    blocker = sqlite3.connect(tmp_path / "data" / "cold" / "catalog.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # readers may go on, writers wait and then fail
+    append_events(source, [unified(i) for i in range(50, 120)])
+    archiver = spawn_archiver(config, source, tmp_path / "archiver.log")
+    status_path = tmp_path / "data" / "archiver" / "status.json"
+    try:
+        deadline = time.monotonic() + 60
+        status: dict = {}
+        while time.monotonic() < deadline and not status.get("errors_total"):
+            time.sleep(0.2)
+            try:
+                status = json.loads(status_path.read_text())
+            except (OSError, ValueError):
+                pass
+        assert status.get("errors_total", 0) >= 1, (tmp_path / "archiver.log").read_text()
+        assert "locked" in status["last_error"] and status["position"] == 50
+        blocker.execute("ROLLBACK")
+        while time.monotonic() < deadline and json.loads(status_path.read_text())["position"] != 120:
+            time.sleep(0.2)
+        assert json.loads(status_path.read_text())["position"] == 120
+    finally:
+        blocker.close()
+        archiver.send_signal(signal.SIGTERM)
+        archiver.wait(timeout=30)
+    ids = read_table(settings).column("id").to_pylist()
+    assert sorted(ids) == sorted(f"ev-{i}" for i in range(120))
