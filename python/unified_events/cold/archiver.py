@@ -237,7 +237,7 @@ class Archiver:
     def record_error(self, message: str) -> None:
         log.error("archiver: %s", message)
         self.stats.errors_total += 1
-        self.stats.last_error = message
+        self.stats.last_error = message.splitlines()[0][:500]  # drivers append whole SQL statements
         self.stats.last_error_at_ms = time.time_ns() // 1_000_000
 
     # --- files the server reads
