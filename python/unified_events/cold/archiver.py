@@ -97,6 +97,13 @@ class Archiver:
         self._dead_position = committed_position(self.dead)
         self.stats.read_position = self.stats.position
         log.info("archiver: resuming after log position %s (%s)", self.stats.position, self.source.describe())
+        head = self._head()
+        if head is not None and self.stats.position is not None and head < self.stats.position:
+            # Positions are never reused, so this log is not the one the table was filled from:
+            # its events up to the table's position would be skipped. Say so loudly.
+            self.record_error(f"the log ends at position {head} but the table already holds up to "
+                              f"{self.stats.position}: was the log directory replaced? Events up to "
+                              f"{self.stats.position} in this log will not be archived")
         self._write_position()
         self.write_status(force=True)
 
