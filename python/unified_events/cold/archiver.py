@@ -232,8 +232,14 @@ class Archiver:
             self.write_status(force=True)
             if self.stop_requested or (self._keep_running is not None and not self._keep_running()):
                 raise SystemExit(1)  # the batch stays in the log; the next archiver redoes it
-            time.sleep(backoff)
+            self._sleep(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake up within 0.1 s of a stop request (SIGTERM must not wait out a 30 s backoff)."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_requested and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     def _head(self) -> int | None:
         try:
