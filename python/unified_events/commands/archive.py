@@ -33,7 +33,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--data-dir", help="data directory [UE_DATA_DIR] (default ./data)")
     p.add_argument("--once", action="store_true", help="archive what the log holds now, then exit")
     p.add_argument("--source", help="read events from `ndjson:PATH` (one event body per line; position = "
-                                    "line number) instead of the durable log: imports, tests and benchmarks")
+                                    "line number) instead of the durable log: imports, tests and benchmarks. The table "
+                                    "stores one position, so give such a source its own data dir or cold.namespace")
     p.add_argument("--no-maintenance", action="store_true", help="do not run scheduled maintenance")
     p.add_argument("--json", action="store_true", help="with --once: print the final status as JSON")
     # Used by `serve` when it supervises the archiver: the exact configuration it runs with, and
