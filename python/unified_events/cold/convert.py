@@ -10,8 +10,9 @@ Where the columns come from:
 Derived columns, as the original pipeline SQL does them (original-system.md §6.3): `hour` and `day`
 from `timestamp` (UTC), resource_ns defaults to ns, resource_id gets the `ns/` prefix when it has no
 `/`, visibility defaults to "user", schema_version to 1, ingested_at is when the server accepted
-the event (from the log record; the archiver's clock for sources without it). An event without a timestamp was given its ingestion
-time at acceptance. Keys that are not one of the 175 columns are dropped.
+the event (from the log record; the archiver's clock for sources without it). An event without a
+timestamp was given its ingestion time at acceptance. Keys that are not one of the 175 columns are
+dropped.
 
 A value that does not fit its column (a word in a long column, a number out of range, a bad date)
 makes the whole event a poison event: it goes to the dead-letter table with the reason instead.
@@ -22,8 +23,8 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any, Callable, Sequence
 
 import orjson
