@@ -139,7 +139,9 @@ class Server:
 def start_server(tmp_path: Path, settings: dict[str, Any] | None = None, env: dict[str, str] | None = None,
                  extra_args: list[str] | None = None) -> Server:
     http_port, ws_port = free_port(), free_port()
-    config = {"http_port": http_port, "ws_port": ws_port, "data_dir": str(tmp_path / "data"), **(settings or {})}
+    # The archiver is off unless a test asks for it: it costs CPU the other tests do not need.
+    config = {"http_port": http_port, "ws_port": ws_port, "data_dir": str(tmp_path / "data"),
+              "cold": {"enabled": False}, **(settings or {})}
     config_path = tmp_path / f"config-{http_port}.toml"
     write_config(config_path, config)
     log_path = tmp_path / f"server-{http_port}.log"

@@ -122,6 +122,26 @@ class QueryConfig:
 
 
 @dataclass(frozen=True)
+class ColdConfig:
+    """The archiver and the Iceberg cold tier (`unified_events.cold`). Empty `catalog_uri` and
+    `warehouse` mean a SQLite catalog and a local warehouse under `data_dir/cold/`."""
+
+    enabled: bool = True              # start and supervise the archiver with `serve`
+    catalog_uri: str = ""             # "" (SQLite under data_dir) | postgresql://… | http(s):// (REST)
+    warehouse: str = ""               # "" (data_dir/cold/warehouse) | a directory | s3://bucket/prefix
+    namespace: str = "default"
+    batch_rows: int = 100_000         # flush at this many events ...
+    batch_bytes: int = 64 << 20       # ... or this many bytes of log records ...
+    flush_interval_s: float = 30.0    # ... or when the oldest buffered event is this old
+    poll_interval_ms: int = 200       # how often to look for new log records when idle
+    retention_days: int = 0           # delete cold data older than this many days; 0 keeps everything
+    maintenance_interval_s: int = 3600  # compaction, snapshot expiry, orphans, retention; 0 = off
+    compact_min_files: int = 8        # compact a partition holding at least this many data files
+    snapshot_retention_hours: int = 24  # expire snapshots older than this (the newest few are kept)
+    orphan_min_age_hours: int = 6     # unreferenced files younger than this are not orphans yet
+
+
+@dataclass(frozen=True)
 class Config:
     # --- EventStreamConfig (original-system.md §4), snake_case, original defaults
     hot_tier_retention_ms: int = 300_000
@@ -141,6 +161,7 @@ class Config:
     cors: CorsConfig = field(default_factory=CorsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     query: QueryConfig = field(default_factory=QueryConfig)
+    cold: ColdConfig = field(default_factory=ColdConfig)
     # --- the server's own settings
     environment: str = "development"
     host: str = "127.0.0.1"
@@ -173,6 +194,7 @@ _SECTIONS: dict[str, type] = {
     "cors": CorsConfig,
     "limits": LimitsConfig,
     "query": QueryConfig,
+    "cold": ColdConfig,
 }
 
 # Lower bounds for numeric keys (inclusive); keys not listed must be >= 1.
@@ -189,6 +211,11 @@ _MINIMUMS: dict[str, float] = {
     "limits.publish_burst_per_token": 0,
     "limits.publish_per_second_per_address": 0,
     "limits.publish_burst_per_address": 0,
+    "cold.flush_interval_s": 0.01,
+    "cold.retention_days": 0,
+    "cold.maintenance_interval_s": 0,
+    "cold.snapshot_retention_hours": 0,
+    "cold.orphan_min_age_hours": 0,
     "log_segment_bytes": 4096,
 }
 
@@ -324,7 +351,7 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
             raise ConfigError(key, value, "a port number 0-65535")
         return type(default)(value)
     if isinstance(default, str):
-        if not isinstance(value, str) or value == "":
+        if not isinstance(value, str) or (value == "" and default != ""):  # "" allowed where it is the default
             raise ConfigError(key, value, "a non-empty string")
         if key == "log_level" and value.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(key, value, "one of debug, info, warning, error")
@@ -334,7 +361,14 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
     return value
 
 
+_CATALOG_URI_PREFIXES = ("postgresql://", "postgres://", "postgresql+", "sqlite:", "http://", "https://")
+
+
 def _check_cross_field(config: Config) -> None:
+    uri = config.cold.catalog_uri
+    if uri and not uri.startswith(_CATALOG_URI_PREFIXES):
+        raise ConfigError("cold.catalog_uri", uri, "\"\" (SQLite under data_dir), postgresql://…, "
+                          "or an http(s):// REST catalog")
     if config.http_port and config.http_port == config.ws_port:
         raise ConfigError("ws_port", config.ws_port, "a port different from http_port (HTTP and WebSocket listen apart)")
     if config.max_body_bytes > config.hot_tier_max_bytes:

@@ -93,6 +93,17 @@ def process_usage() -> dict[str, float]:
     return {"cpu_seconds": usage.ru_utime + usage.ru_stime, "rss_bytes": rss}
 
 
+_ARCHIVER_SERIES = (
+    ("position", "eventstream_archiver_position", "gauge", "Last log position committed to Iceberg"),
+    ("lag_events", "eventstream_archiver_lag_events", "gauge", "Log events not yet committed to Iceberg"),
+    ("lag_seconds", "eventstream_archiver_lag_seconds", "gauge", "Age of the oldest event not yet committed"),
+    ("last_commit_at_ms", "eventstream_archiver_last_commit_ms", "gauge", "Epoch ms of the last Iceberg commit"),
+    ("rows_total", "eventstream_archiver_rows_total", "counter", "Events committed by the running archiver"),
+    ("dead_letters_total", "eventstream_archiver_dead_letters_total", "counter", "Events sent to the dead-letter table"),
+    ("errors_total", "eventstream_archiver_errors_total", "counter", "Archiver errors (failed commits, ...)"),
+)
+
+
 def prometheus_text(snapshot: dict[str, Any], metrics: Metrics) -> str:
     """The original four series first (same names, HELP and TYPE), then ours."""
     lines: list[str] = []
@@ -127,6 +138,13 @@ def prometheus_text(snapshot: dict[str, Any], metrics: Metrics) -> str:
     series("process_cpu_seconds_total", "counter", "CPU time of the server process", snapshot["process"]["cpu_seconds"])
     series("process_resident_memory_bytes", "gauge", "Resident memory of the server process",
            snapshot["process"]["rss_bytes"])
+    archiver = snapshot.get("archiver") or {}
+    if archiver.get("enabled"):
+        series("eventstream_archiver_up", "gauge", "1 when the archiver reported in the last 30 s",
+               1 if archiver.get("running") else 0)
+        for key, name, kind, help_text in _ARCHIVER_SERIES:
+            if archiver.get(key) is not None:
+                series(name, kind, help_text, archiver[key])
     durable = snapshot.get("durableLog")
     if durable:
         series("eventstream_log_last_position", "gauge", "Last position written to the durable log",

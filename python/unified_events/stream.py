@@ -28,6 +28,7 @@ from .eventlog import EventLog, MemoryOnlyLog
 from .events import (
     Accepted, error_event, generate_id, iso_from_ms, now_ms, parse_body, parse_timestamp_ms, topic_error,
 )
+from .cold.status import StatusReader
 from .metrics import Metrics, process_usage, prometheus_text
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ class EventStream:
         self.started = False
         self._sql: SqlEngine | None = None
         self._live: LiveQueries | None = None
+        self._archiver_status = StatusReader(self.config.data_dir)  # the archiver's status.json
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -536,6 +538,7 @@ class EventStream:
             "hotTierBytes": self.hot.bytes_used,
             "uptimeSeconds": round(time.time() - m.started_at, 3),
             "process": process_usage(),
+            "archiver": self._archiver_status.summary(self.config.cold.enabled),
             "durableLog": self.log_stats(),
         }
 
@@ -556,8 +559,17 @@ class EventStream:
             "connections": len(self._conns),
             "lastEventAt": iso_from_ms(last) if last is not None else None,
             "hotTierRows": len(self.hot),
+            "archiver": self._archiver_status.summary(self.config.cold.enabled),
             "logPosition": (self.log_stats() or {}).get("last_position"),
         }
+
+    async def cold_query(self, sql: str) -> list[dict[str, Any]]:
+        """One SELECT over the Iceberg cold tier (`unified_events` / `events`), as row dicts.
+        Runs in a worker thread: the scan and DuckDB never block the event loop."""
+        from .cold.query import cold_query
+
+        result, _scan = await asyncio.to_thread(cold_query, self.config, sql)
+        return result.to_pylist()
 
 
 class _LocalSink:

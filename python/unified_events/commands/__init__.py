@@ -11,4 +11,10 @@ COMMAND_MODULES = (
     "token",
     "bench",
     "query",
+    "archive",
+    "cold_query",
+    "compact",
+    "expire_snapshots",
+    "remove_orphan_files",
+    "apply_retention",
 )

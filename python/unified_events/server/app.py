@@ -12,6 +12,7 @@ from granian.constants import Interfaces
 from granian.server.embed import Server as GranianServer
 from picows import ws_create_server
 
+from ..cold.supervisor import start_archiver
 from ..config import Config
 from ..security import check_listeners
 from ..security.http_guard import GuardedApp
@@ -65,6 +66,7 @@ async def serve(config: Config, stream: EventStream | None = None) -> None:
     scheme = "s" if config.tls.cert_file else ""
     log.info("listening http%s://%s:%d", scheme, config.host, http_port)
     log.info("listening ws%s://%s:%d/events", scheme, config.host, ws_port)
+    archiver = start_archiver(config)  # the Iceberg archiver child process (None when cold.enabled = false)
 
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -73,6 +75,8 @@ async def serve(config: Config, stream: EventStream | None = None) -> None:
 
     log.info("shutting down: draining connections for up to %d ms", config.drain_timeout_ms)
     await stream.stop()  # HTTP answers 503 while this drains
+    if archiver is not None:
+        await archiver.stop()
     ws_server.close()
     granian.stop()
     try:

@@ -1,0 +1,222 @@
+"""Archiver benchmark: rows/s into the 175-column Iceberg table, and publish -> Iceberg freshness.
+
+    .venv/bin/python bench/archiver.py throughput [--events 200000] [--batch-rows 10000,50000,100000]
+    .venv/bin/python bench/archiver.py freshness  [--rate 10000] [--duration 60] [--flush-interval 5]
+
+throughput: events are written to a real durable log (`_core.DurableLog`, durability none), then
+the archiver (the same `Archiver` class `unified-events archive` runs, reading with `LogReader`)
+drains them into a fresh SQLite catalog + local warehouse, once per batch size. Reported: rows/s
+end to end, and the split between decoding+Arrow conversion and the Iceberg append.
+
+freshness: `unified-events serve` (durability fsync, the supervised archiver) takes HTTP
+`POST /broadcast` batches of 100 at a steady rate; a poller refreshes the table every 0.25 s and
+records, per event, when its snapshot first became visible. Freshness = visible - publish time.
+Results go to bench/results/archiver-<date>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+
+from unified_events import _core  # noqa: E402
+from unified_events.cold.archiver import Archiver  # noqa: E402
+from unified_events.cold.catalog import open_tables  # noqa: E402
+from unified_events.cold.source import DurableLogSource  # noqa: E402
+from unified_events.config import load_config  # noqa: E402
+from unified_events.durable import encode  # noqa: E402
+from unified_events.events import parse_body  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TYPES = ("trace", "log", "metric")
+TENANTS = ("acme", "globex", "initech")
+PUBLISHERS = 4
+
+
+def sample_event(i: int, rng: random.Random) -> dict:
+    """A realistic event: ~25 of the 175 columns set, JSON payloads, 3 types x 3 tenants."""
+    kind = TYPES[i % 3]
+    return {
+        "id": f"bench-{i}", "event_type": kind, "event_name": f"{kind}.sample", "ns": TENANTS[(i // 3) % 3],
+        "trace_id": f"{rng.getrandbits(128):032x}", "span_id": f"{rng.getrandbits(64):016x}",
+        "session_id": f"s-{i % 1000}", "actor_id": f"user-{i % 5000}", "service_name": "checkout",
+        "service_version": "1.4.2", "http_method": "POST", "http_path": "/api/orders", "http_status": 200,
+        "http_url": "https://shop.example.com/api/orders", "duration_ms": rng.random() * 100,
+        "outcome": "success", "log_level": "info", "log_message": "order placed " + "x" * 40,
+        "metric_name": "latency", "metric_value": rng.random(), "geo_country": "DE", "os_name": "Linux",
+        "data": {"order": i, "items": [1, 2, 3], "total": 42.5}, "attributes": {"region": "eu", "tier": "gold"},
+        "labels": {"env": "prod"},
+    }
+
+
+def throughput(args: argparse.Namespace) -> dict:
+    rng = random.Random(1)
+    work = Path(tempfile.mkdtemp(prefix="ue-archbench-"))
+    try:
+        log_dir = work / "log"
+        writer = _core.DurableLog(str(log_dir), durability="none")
+        now_ms = int(time.time() * 1000)
+        t0 = time.perf_counter()
+        for start in range(0, args.events, 10_000):
+            writer.append([encode(parse_body(sample_event(i, rng)), now_ms)
+                           for i in range(start, min(args.events, start + 10_000))])
+        writer.close()
+        print(f"wrote {args.events} events to the log in {time.perf_counter() - t0:.1f} s", flush=True)
+        runs = []
+        for batch_rows in [int(b) for b in args.batch_rows.split(",")]:
+            data_dir = work / f"data-{batch_rows}"
+            (data_dir).mkdir()
+            os.symlink(log_dir, data_dir / "log")
+            config = load_config(None, overrides={"data_dir": str(data_dir), "cold": {
+                "batch_rows": batch_rows, "batch_bytes": 1 << 30, "flush_interval_s": 3600.0,
+                "maintenance_interval_s": 0}})
+            events, dead = open_tables(config)
+            archiver = Archiver(config, DurableLogSource(data_dir / "log"), events, dead)
+            commit_s: list[float] = []
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            archiver.resume()
+            while True:
+                got = archiver.fill()
+                if archiver._batch and (got == 0 or archiver._due()):
+                    archiver.flush()
+                    commit_s.append(archiver.stats.last_commit_s)
+                elif got == 0:
+                    break
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+            assert archiver.stats.rows_total == args.events
+            files = len(events.inspect.files())
+            run = {"batch_rows": batch_rows, "rows": args.events, "seconds": round(elapsed, 2),
+                   "rows_per_s": round(args.events / elapsed), "cpu_seconds": round(cpu, 2),
+                   "commits": len(commit_s), "median_flush_s": round(statistics.median(commit_s), 3),
+                   "data_files": files}
+            runs.append(run)
+            print(json.dumps(run), flush=True)
+        return {"runs": runs}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def freshness(args: argparse.Namespace) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.conftest import start_server
+
+    from unified_events.cold.catalog import load_events_table
+
+    work = Path(tempfile.mkdtemp(prefix="ue-freshbench-"))
+    settings = {"durability": "fsync", "max_batch_events": 1000, "cold": {
+        "flush_interval_s": args.flush_interval, "batch_rows": 100_000, "poll_interval_ms": 100,
+        "maintenance_interval_s": 0}}
+    srv = start_server(work, settings)
+    config = load_config(None, overrides={"data_dir": str(work / "data")})
+    sent: dict[str, float] = {}
+    seen: dict[str, float] = {}
+    stop = threading.Event()
+    late = [0]
+
+    def publish(worker: int) -> None:
+        # PUBLISHERS threads, each pacing rate/PUBLISHERS in batches of 100 (one sequential HTTP
+        # client with fsync acknowledgements tops out near 5k events/s here).
+        interval = 100 * PUBLISHERS / args.rate
+        next_at = time.perf_counter() + worker * interval / PUBLISHERS
+        seq = worker * 1_000_000_000
+        while not stop.is_set():
+            next_at += interval
+            delay = next_at - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                late[0] += 1
+            ids = [f"f-{seq + i}" for i in range(100)]
+            seq += 100
+            body = json.dumps([{"id": i, "event_type": "trace", "event_name": "fresh", "ns": "bench"} for i in ids])
+            t = time.time()
+            req = urllib.request.Request(srv.http_url + "/broadcast", data=body.encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                resp.read()
+            for i in ids:
+                sent[i] = t
+
+    def poll() -> None:
+        table = None
+        last_snapshot = None
+        while not stop.is_set() or len(seen) < len(sent):
+            time.sleep(0.25)
+            try:
+                table = table or load_events_table(config)
+                table.refresh()
+            except Exception:  # noqa: BLE001 - the table appears with the first commit
+                continue
+            snap = table.current_snapshot()
+            if snap is None or snap.snapshot_id == last_snapshot:
+                if stop.is_set() and time.time() > stop_at[0] + args.flush_interval + 30:
+                    return
+                continue
+            last_snapshot = snap.snapshot_id
+            now = time.time()
+            ids = table.scan(selected_fields=("id",), row_filter=f"ingested_at >= '{since_iso[0]}'").to_arrow()
+            for i in ids.column("id").to_pylist():
+                seen.setdefault(i, now)
+
+    since_iso = [time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(time.time() - 5))]
+    stop_at = [0.0]
+    publishers = [threading.Thread(target=publish, args=(n,)) for n in range(PUBLISHERS)]
+    threads = [*publishers, threading.Thread(target=poll)]
+    for t in threads:
+        t.start()
+    time.sleep(args.duration)
+    stop_at[0] = time.time()
+    stop.set()
+    for t in publishers:
+        t.join()
+    threads[-1].join(timeout=args.flush_interval + 60)
+    lat = sorted(seen[i] - sent[i] for i in sent if i in seen)
+    srv.stop()
+    shutil.rmtree(work, ignore_errors=True)
+    q = (lambda p: round(lat[min(len(lat) - 1, int(len(lat) * p))], 3)) if lat else (lambda p: None)
+    result = {"rate_offered": args.rate, "duration_s": args.duration, "flush_interval_s": args.flush_interval,
+              "published": len(sent), "achieved_rate": round(len(sent) / args.duration),
+              "publisher_late_batches": late[0], "visible": len(lat),
+              "freshness_p50_s": q(0.5), "freshness_p99_s": q(0.99), "freshness_max_s": lat[-1] if lat else None}
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("throughput")
+    t.add_argument("--events", type=int, default=200_000)
+    t.add_argument("--batch-rows", default="10000,50000,100000")
+    f = sub.add_parser("freshness")
+    f.add_argument("--rate", type=int, default=10_000, help="events/s (HTTP batches of 100)")
+    f.add_argument("--duration", type=float, default=60)
+    f.add_argument("--flush-interval", type=float, default=5.0)
+    args = parser.parse_args()
+    load = os.getloadavg()
+    result = throughput(args) if args.what == "throughput" else freshness(args)
+    core = Path(_core.__file__).read_bytes()
+    build = "debug" if b"precondition_check" in core or b"ub_checks" in core else "release"  # as fanout.py
+    result.update(what=args.what, rust_build=build, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  loadavg_before=[round(x, 2) for x in load], loadavg_after=[round(x, 2) for x in os.getloadavg()],
+                  cpus=os.cpu_count())
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"archiver-{args.what}-{time.strftime('%Y-%m-%d-%H%M', time.gmtime())}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

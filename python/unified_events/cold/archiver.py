@@ -1,0 +1,336 @@
+"""The archiver: log -> batches -> one Iceberg append per batch, exactly once.
+
+Exactly once: every commit to the events table carries, in its snapshot summary, the position of
+the last log record the batch covers (`POSITION_PROPERTY`). Data and position land in one atomic
+catalog commit, so after any crash the table itself says where to resume: nothing committed is
+read again, nothing uncommitted is skipped. Poison records go to the dead-letter table first, in a
+commit that carries its own position; when a batch is redone after a crash between the two commits,
+dead letters at or below that position are not written again.
+
+Only one archiver may write a table: a lock file under `<data_dir>/archiver/` keeps a second one
+waiting (on the same host). After each commit the archiver writes `position.json` (the log may
+delete segments at or below it) and `status.json` (position, lag, errors: read by /metrics, /health).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+from pyiceberg.table import Table
+
+from ..config import Config
+from .convert import convert_batch
+from .schema import POSITION_PROPERTY, arrow_schema, dead_letter_arrow_schema
+from .source import LogSource
+from .status import archiver_dir, write_json_atomic
+
+log = logging.getLogger("unified_events.archiver")
+
+_MAX_BACKOFF_S = 30.0
+
+
+def committed_position(table: Table) -> int | None:
+    """The log position of the newest snapshot (walking back through its ancestors) that has one."""
+    snapshot = table.current_snapshot()
+    while snapshot is not None:
+        value = snapshot.summary.additional_properties.get(POSITION_PROPERTY) if snapshot.summary else None
+        if value is not None:
+            return int(value)
+        parent = snapshot.parent_snapshot_id
+        snapshot = table.snapshot_by_id(parent) if parent is not None else None
+    return None
+
+
+@dataclass
+class Stats:
+    position: int | None = None          # last log position committed to the events table
+    read_position: int | None = None     # last log position read into the batch
+    pending_events: int = 0
+    oldest_pending_at: float | None = None  # wall time the oldest pending record was read
+    committed_at_ms: int | None = None
+    last_commit_rows: int = 0
+    last_commit_s: float = 0.0
+    rows_total: int = 0
+    commits_total: int = 0
+    dead_letters_total: int = 0
+    errors_total: int = 0
+    last_error: str | None = None
+    last_error_at_ms: int | None = None
+    caught_up: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Archiver:
+    def __init__(self, config: Config, source: LogSource, events: Table, dead: Table) -> None:
+        self.config = config
+        self.cold = config.cold
+        self.source = source
+        self.events = events
+        self.dead = dead
+        self.dir = archiver_dir(config)
+        self.stats = Stats()
+        self.stop_requested = False
+        self._batch: list[tuple[int, bytes]] = []
+        self._batch_bytes = 0
+        self._batch_started = 0.0
+        self._dead_position: int | None = None
+        self._last_status = 0.0
+        # Scheduled maintenance; called only when nothing is buffered, so it never races an append.
+        self.on_idle: Callable[[], None] | None = None
+        self._keep_running: Callable[[], bool] | None = None
+
+    # --- lifecycle
+
+    def resume(self) -> None:
+        """Read where the tables say we are; nothing is buffered yet."""
+        self.events.refresh()
+        self.dead.refresh()
+        self.stats.position = committed_position(self.events)
+        self._dead_position = committed_position(self.dead)
+        self.stats.read_position = self.stats.position
+        log.info("archiver: resuming after log position %s (%s)", self.stats.position, self.source.describe())
+        head = self._head()
+        if head is not None and self.stats.position is not None and head < self.stats.position:
+            # Positions are never reused, so this log is not the one the table was filled from:
+            # its events up to the table's position would be skipped. Say so loudly.
+            self.record_error(f"the log ends at position {head} but the table already holds up to "
+                              f"{self.stats.position}: was the log directory replaced? Events up to "
+                              f"{self.stats.position} in this log will not be archived")
+        self._write_position()
+        self.write_status(force=True)
+
+    def run(self, exit_when_caught_up: bool = False, keep_running: Callable[[], bool] | None = None) -> None:
+        """Archive until `stop_requested` (or, with `exit_when_caught_up`, until the source is drained)."""
+        self._keep_running = keep_running
+        self.resume()
+        poll_s = self.cold.poll_interval_ms / 1000
+        while not self.stop_requested and (keep_running is None or keep_running()):
+            got = self.fill()
+            if self._due() or (exit_when_caught_up and got == 0 and self._batch):
+                self.flush()
+                # Right after a flush nothing is buffered: the moment for scheduled maintenance,
+                # which a steady stream would otherwise never leave idle time for.
+                if self.on_idle is not None:
+                    self.on_idle()
+                continue
+            if got == 0:
+                if exit_when_caught_up:
+                    break
+                if self.on_idle is not None and not self._batch:
+                    self.on_idle()
+                self.write_status()
+                time.sleep(poll_s)
+        self.write_status(force=True)
+
+    # --- reading and flushing
+
+    def fill(self) -> int:
+        """Read what the source has, up to the batch limits; returns the number of records read."""
+        room = self.cold.batch_rows - len(self._batch)
+        room_bytes = self.cold.batch_bytes - self._batch_bytes
+        if room <= 0 or room_bytes <= 0:
+            return 0
+        records = self.source.read(self.stats.read_position, room, room_bytes)
+        if records:
+            if not self._batch:
+                self._batch_started = time.time()
+                accepted_ms = self.source.accepted_at_ms(records[0][1])
+                self.stats.oldest_pending_at = time.time() if accepted_ms is None else accepted_ms / 1000
+            self._batch.extend(records)
+            self._batch_bytes += sum(len(raw) for _, raw in records)
+            self.stats.read_position = records[-1][0]
+            self.stats.pending_events = len(self._batch)
+        self.stats.caught_up = len(records) < room
+        return len(records)
+
+    def _due(self) -> bool:
+        if not self._batch:
+            return False
+        if len(self._batch) >= self.cold.batch_rows or self._batch_bytes >= self.cold.batch_bytes:
+            return True
+        return time.time() - self._batch_started >= self.cold.flush_interval_s
+
+    def flush(self) -> None:
+        """Commit the buffered batch: dead letters, then the events with the batch's end position."""
+        if not self._batch:
+            return
+        # A batch allocates ~100k dicts and lists that all live until the append: the cyclic GC
+        # would traverse them again and again (measured: 3x the cost of parsing the frames).
+        # Nothing here makes reference cycles, so collection waits until the batch is done.
+        gc_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self._flush()
+        finally:
+            if gc_enabled:
+                gc.enable()
+
+    def _flush(self) -> None:
+        batch, end = self._batch, self._batch[-1][0]
+        started = time.perf_counter()
+        decoded, dead = [], []
+        for position, raw in batch:
+            try:
+                decoded.append((position, *self.source.decode(raw)))
+            except Exception as exc:  # noqa: BLE001 - an undecodable record is a poison record
+                dead.append((position, None, f"cannot decode the log record: {type(exc).__name__}: {exc}", raw))
+        converted = convert_batch(decoded)
+        dead.extend(converted.dead)
+        dead = [d for d in dead if self._dead_position is None or d[0] > self._dead_position]
+        if dead:
+            self._commit(self.dead, _dead_letter_table(sorted(dead, key=lambda d: d[0])), end)
+            self._dead_position = end
+            self.stats.dead_letters_total += len(dead)
+            for position, event_id, reason, _ in dead[:5]:
+                log.warning("archiver: dead-lettered log position %d (id %s): %s", position, event_id, reason)
+        table = converted.table
+        if table is None:  # every record was poison: an empty append still moves the position on
+            table = arrow_schema().empty_table()
+        self._commit(self.events, table, end)
+        elapsed = time.perf_counter() - started
+        self.stats.position = end
+        self.stats.committed_at_ms = time.time_ns() // 1_000_000
+        self.stats.last_commit_rows = converted.rows
+        self.stats.last_commit_s = elapsed
+        self.stats.rows_total += converted.rows
+        self.stats.commits_total += 1
+        self._batch, self._batch_bytes = [], 0
+        self.stats.pending_events = 0
+        self.stats.oldest_pending_at = None
+        self._write_position()
+        self.write_status(force=True)
+        log.info("archiver: committed %d events (%d dead-lettered) up to log position %d in %.2f s",
+                 converted.rows, len(dead), end, elapsed)
+
+    def _commit(self, table: Table, data: pa.Table, end: int) -> None:
+        """Append with `end` in the snapshot summary; retry with backoff until it lands. A failed
+        call may still have committed (e.g. the connection dropped after the catalog update), so
+        before each retry the table is re-read: if it already holds `end`, we are done."""
+        backoff = 0.5
+        while True:
+            try:
+                table.append(data, snapshot_properties={POSITION_PROPERTY: str(end)})
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure is retried, and reported
+                self.record_error(f"commit to {'.'.join(table.name())} failed: {type(exc).__name__}: {exc}")
+            try:
+                table.refresh()
+                landed = committed_position(table)
+                if landed is not None and landed >= end:
+                    log.warning("archiver: the failed commit had landed (position %d); not retrying", landed)
+                    return
+            except Exception as exc:  # noqa: BLE001
+                self.record_error(f"cannot re-read {'.'.join(table.name())}: {type(exc).__name__}: {exc}")
+            self.write_status(force=True)
+            if self.stop_requested or (self._keep_running is not None and not self._keep_running()):
+                raise SystemExit(1)  # the batch stays in the log; the next archiver redoes it
+            self._sleep(backoff)
+            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+
+    def _sleep(self, seconds: float) -> None:
+        """Sleep, but wake up within 0.1 s of a stop request (SIGTERM must not wait out a 30 s backoff)."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_requested and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def _head(self) -> int | None:
+        try:
+            return self.source.head()
+        except Exception:  # noqa: BLE001 - status is best effort
+            return None
+
+    def record_error(self, message: str) -> None:
+        log.error("archiver: %s", message)
+        self.stats.errors_total += 1
+        self.stats.last_error = message.splitlines()[0][:500]  # drivers append whole SQL statements
+        self.stats.last_error_at_ms = time.time_ns() // 1_000_000
+
+    # --- files the server reads
+
+    def _write_position(self) -> None:
+        if self.stats.position is None:
+            return
+        write_json_atomic(self.dir / "position.json",
+                          {"position": self.stats.position, "committed_at_ms": self.stats.committed_at_ms})
+
+    def write_status(self, force: bool = False) -> None:
+        now = time.time()
+        if not force and now - self._last_status < 1.0:
+            return
+        self._last_status = now
+        s = self.stats
+        # Lag: events in the log not yet committed (all of them when the source knows its head),
+        # and the age of the oldest of them (from its acceptance time when the log records it).
+        head = self._head()
+        lag_events = s.pending_events if head is None else max(0, head - (s.position or 0))
+        lag_s = 0.0 if s.oldest_pending_at is None else round(max(0.0, now - s.oldest_pending_at), 3)
+        write_json_atomic(self.dir / "status.json", {
+            "pid": os.getpid(), "updated_at_ms": int(now * 1000), "source": self.source.describe(),
+            "position": s.position, "read_position": s.read_position, "caught_up": s.caught_up,
+            "head_position": head, "lag_events": lag_events, "lag_seconds": lag_s,
+            "last_commit_at_ms": s.committed_at_ms, "last_commit_rows": s.last_commit_rows,
+            "last_commit_seconds": round(s.last_commit_s, 3), "rows_total": s.rows_total,
+            "commits_total": s.commits_total, "dead_letters_total": s.dead_letters_total,
+            "errors_total": s.errors_total, "last_error": s.last_error, "last_error_at_ms": s.last_error_at_ms,
+            **s.extra,
+        }, fsync=False)  # status is informational: no fsync once a second
+
+
+def _dead_letter_table(dead: list[tuple[int, str | None, str, bytes]]) -> pa.Table:
+    now = time.time_ns() // 1000
+    return pa.Table.from_pydict({
+        "log_position": [d[0] for d in dead],
+        "id": [d[1] for d in dead],
+        "reason": [d[2] for d in dead],
+        "payload": [d[3].decode("utf-8", "replace") for d in dead],
+        "failed_at": pa.array([now] * len(dead), pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+    }, schema=dead_letter_arrow_schema())
+
+
+class ArchiverLock:
+    """An exclusive flock on `<data_dir>/archiver/lock`: one archiver (and maintenance) at a time."""
+
+    def __init__(self, config: Config) -> None:
+        self.path = archiver_dir(config) / "lock"
+        self._fh: Any = None
+
+    def acquire(self, wait: bool = True, on_wait: Callable[[str], None] | None = None) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a+")
+        warned = False
+        while True:
+            try:
+                fcntl.flock(self._fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fh.seek(0)
+                self._fh.truncate()
+                self._fh.write(str(os.getpid()))
+                self._fh.flush()
+                return True
+            except BlockingIOError:
+                if not wait:
+                    return False
+                if not warned and on_wait is not None:
+                    on_wait(self.holder())
+                    warned = True
+                time.sleep(0.2)
+
+    def holder(self) -> str:
+        try:
+            return Path(self.path).read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+

@@ -1,0 +1,109 @@
+"""Where the archiver reads events from: the durable log, or an NDJSON file (tests, imports, bench).
+
+A source returns `(position, raw record)` pairs with positions strictly increasing, starting after
+the given position (`None` = from the beginning); `decode(raw)` turns a record into an `Accepted`
+and may raise (the archiver then dead-letters the record with the reason).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Protocol
+
+import orjson
+
+from ..events import Accepted, parse_body
+
+
+class LogSource(Protocol):
+    def read(self, after: int | None, max_records: int, max_bytes: int) -> list[tuple[int, bytes]]: ...
+
+    def decode(self, raw: bytes) -> tuple[Accepted, int | None]:
+        """The event and the wall clock (epoch ms) the server accepted it at, when known."""
+
+    def accepted_at_ms(self, raw: bytes) -> int | None:
+        """Only the acceptance time (cheap): the age of the oldest pending record is the lag."""
+
+    def head(self) -> int | None:
+        """The last position available to read, when the source knows it."""
+
+    def describe(self) -> str: ...
+
+
+class NdjsonSource:
+    """One event body per line (the JSON a client would POST to /broadcast); the position is the
+    line number, from 1. Only complete lines are read, so a writer may append while we read."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        # (position, byte offset after that line): where the next read resumes without rescanning
+        self._cursor: tuple[int, int] = (0, 0)
+
+    def describe(self) -> str:
+        return f"ndjson file {self.path}"
+
+    def read(self, after: int | None, max_records: int, max_bytes: int) -> list[tuple[int, bytes]]:
+        after = after or 0
+        position, offset = self._cursor if self._cursor[0] <= after else (0, 0)
+        out: list[tuple[int, bytes]] = []
+        size = 0
+        try:
+            fh = self.path.open("rb")
+        except FileNotFoundError:
+            return out
+        with fh:
+            fh.seek(offset)
+            for line in fh:
+                if not line.endswith(b"\n"):
+                    break  # a line still being written
+                position += 1
+                offset += len(line)
+                if position <= after:
+                    self._cursor = (position, offset)
+                    continue
+                if line.strip():
+                    out.append((position, line.rstrip(b"\n")))
+                    size += len(line)
+                self._cursor = (position, offset)
+                if len(out) >= max_records or size >= max_bytes:
+                    break
+        return out
+
+    def decode(self, raw: bytes) -> tuple[Accepted, int | None]:
+        return parse_body(orjson.loads(raw)), None
+
+    def accepted_at_ms(self, raw: bytes) -> int | None:
+        return None
+
+    def head(self) -> int | None:
+        return None
+
+
+class DurableLogSource:
+    """The server's segmented log (`_core.LogReader`), read-only, and its record decoder."""
+
+    def __init__(self, log_dir: str | os.PathLike[str]) -> None:
+        from .. import _core
+        from ..durable import records
+
+        self.log_dir = str(log_dir)
+        self._reader = _core.LogReader(self.log_dir)
+        self._decode: Callable[[bytes], tuple[Accepted, int]] = records.decode_with_time
+
+    def describe(self) -> str:
+        return f"durable log {self.log_dir}"
+
+    def read(self, after: int | None, max_records: int, max_bytes: int) -> list[tuple[int, bytes]]:
+        return [(int(p), bytes(b)) for p, b in self._reader.read(after or 0, max_records, max_bytes)]
+
+    def decode(self, raw: bytes) -> tuple[Accepted, int | None]:
+        accepted, accepted_at_ms = self._decode(raw)
+        return accepted, accepted_at_ms or None
+
+    def accepted_at_ms(self, raw: bytes) -> int | None:
+        # durable/records.py: u8 version, then i64 accepted_at_ms (little-endian)
+        return int.from_bytes(raw[1:9], "little", signed=True) or None if len(raw) >= 9 else None
+
+    def head(self) -> int | None:
+        return int(self._reader.last_position())
