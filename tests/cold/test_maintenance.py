@@ -108,17 +108,25 @@ def test_the_archiver_runs_maintenance_on_its_schedule(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 60
         report = None
+        # Wait for a maintenance run that follows the last commit: on a slow machine the first run
+        # can come before all 300 events are archived (then the final batch is still uncompacted).
         while time.monotonic() < deadline and report is None:
             time.sleep(0.2)
             try:
-                report = json.loads(status_path.read_text()).get("last_maintenance")
+                status = json.loads(status_path.read_text())
             except (OSError, ValueError):
-                pass
+                continue
+            candidate = status.get("last_maintenance")
+            if (candidate is not None and status.get("position") == 300
+                    and candidate["at_ms"] > (status.get("last_commit_at_ms") or 0)):
+                report = candidate
         assert report is not None, (tmp_path / "archiver.log").read_text()
     finally:
         archiver.send_signal(signal.SIGTERM)
         assert archiver.wait(timeout=30) == 0
-    assert report["partitions_compacted"] == 3 and report["orphan_files_deleted"] > 0
+    # The run that compacted may be an earlier one than `report` (runs come every second), so the
+    # table's state is what is checked: one file per partition, no file left unreferenced.
+    assert set(report) >= {"partitions_compacted", "orphan_files_deleted", "snapshots_expired"}
     table = _table(settings)
     assert len(table.inspect.files()) == 3
     # Left on disk: exactly the files some retained snapshot (the newest 3 are kept) still references.
