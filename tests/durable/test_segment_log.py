@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from unified_events.config import Config, RateLimitConfig
 from unified_events.durable import SegmentLog
 from unified_events.stream import EventStream
 
@@ -61,3 +62,31 @@ def test_recent_reads_only_the_newest_segments_within_max_bytes(tmp_path):
     assert everything == [f"e{i}" for i in range(40)]
     newest = [a.id for a, _ in log.recent(60_000, max_bytes=8192)]
     assert 0 < len(newest) < 40 and newest == everything[-len(newest):]
+
+
+def test_events_are_delivered_in_log_order_under_group_commit(tmp_path):
+    """Concurrent publishers each wait for the fsync covering their record. A publisher whose record
+    is already durable when it looks must still wait its turn: delivering at once would overtake
+    earlier records whose acknowledgements are still on their way to the loop."""
+
+    async def main() -> None:
+        unlimited = RateLimitConfig(messages_per_second=1e9, burst_size=1e9)
+        stream = EventStream(Config(rate_limit=unlimited), event_log=SegmentLog(tmp_path, "fsync"))
+        await stream.start()
+        count = 3000
+        received: list[str] = []
+
+        async def subscriber() -> None:
+            async for event in stream.subscribe("t"):
+                received.append(event["id"])
+                if len(received) == count:
+                    return
+
+        reader = asyncio.ensure_future(subscriber())
+        await asyncio.sleep(0.05)  # the subscription is in place before anything is published
+        await asyncio.gather(*(stream.publish({"topic": "t", "event": {"id": f"e{i}"}}) for i in range(count)))
+        await asyncio.wait_for(reader, 30)
+        await stream.stop()
+        assert received == [a.id for a, _ in SegmentLog(tmp_path, "none").recent(3_600_000)]
+
+    asyncio.run(main())
