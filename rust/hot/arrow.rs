@@ -23,7 +23,7 @@ use rustc_hash::FxHashMap;
 use serde_json::value::RawValue;
 
 use super::json::{as_int, as_real, ordered_members, CowStr};
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 /// Rows per frozen segment: big enough for DuckDB's 2048-row vectors, small enough that the
 /// copy of the open segment per snapshot stays in the tens of microseconds.
@@ -464,25 +464,28 @@ impl ColumnStore {
         if !*seg.alive.get(row)? {
             return None;
         }
-        let mut out = String::with_capacity(768);
-        out.push('{');
+        // Bytes, so strings are escaped straight into the row (serde_json escapes as orjson does).
+        let mut out: Vec<u8> = Vec::with_capacity(1024);
+        out.push(b'{');
         for (c, &(name, kind)) in COLUMNS.iter().enumerate() {
             if c > 0 {
-                out.push(',');
+                out.push(b',');
             }
-            out.push('"');
-            out.push_str(name);
-            out.push_str("\":");
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b"\":");
             let column = seg.batch.column(c);
             if column.is_null(row) {
-                out.push_str("null");
+                out.extend_from_slice(b"null");
                 continue;
             }
             match kind {
                 Kind::Str => {
-                    out.push_str(&serde_json::to_string(column.as_string::<i32>().value(row)).ok()?)
+                    serde_json::to_writer(&mut out, column.as_string::<i32>().value(row)).ok()?
                 }
-                Kind::Json => out.push_str(column.as_string::<i32>().value(row)),
+                Kind::Json => {
+                    out.extend_from_slice(column.as_string::<i32>().value(row).as_bytes())
+                }
                 Kind::Int => {
                     write!(out, "{}", column.as_primitive::<Int64Type>().value(row)).ok()?
                 }
@@ -492,8 +495,8 @@ impl ColumnStore {
                 }
             }
         }
-        out.push('}');
-        Some(out)
+        out.push(b'}');
+        String::from_utf8(out).ok()
     }
 
     /// (first seq, batch, alive flags) of the segment holding `seq`; the open segment is

@@ -249,6 +249,13 @@ impl HotTier {
     }
 
     fn position(&self, seq: u64) -> Option<usize> {
+        // Entries leave from the front only, so their seqs are usually contiguous: try the
+        // offset from the first before searching.
+        let first = self.entries.front()?.seq;
+        let guess = usize::try_from(seq.checked_sub(first)?).ok()?;
+        if self.entries.get(guess).is_some_and(|e| e.seq == seq) {
+            return Some(guess);
+        }
         self.entries.binary_search_by_key(&seq, |e| e.seq).ok()
     }
 

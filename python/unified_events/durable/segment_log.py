@@ -21,7 +21,7 @@ import orjson
 
 from .. import _core
 from ..events import Accepted, now_ms
-from .records import decode_with_time, encode
+from .records import decode_with_time
 
 log = logging.getLogger("unified_events")
 
@@ -50,7 +50,8 @@ class SegmentLog:
         if not events:
             return
         accepted_at = now_ms()
-        last = self._writer.append([encode(a, accepted_at) for a in events])
+        encode_record = _core.encode_event_record  # `records.encode` without its Python frame
+        last = self._writer.append([encode_record(a, accepted_at) for a in events])
         if self.durability == "fsync" and self._writer.durable_position < last:
             await self._wait(last)
 

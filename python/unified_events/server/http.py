@@ -149,14 +149,18 @@ class HttpApp:
             raise EventValidationError("Request body must be a JSON object or an array of event objects")
         results = await self.stream.publish_many(bodies)
         items: list[dict[str, Any]] = []
-        for index, result in enumerate(results):
+        rejected = 0
+        for index, result in enumerate(results):  # one dict per event, keys as in _publish_reply
             if isinstance(result, EventValidationError):
                 items.append({"index": index, **result.body, "success": False})
+                rejected += 1
+            elif result.duplicate:
+                items.append({"index": index, "success": True, "id": result.id, "event_type": result.event_type,
+                              "duplicate": True})
             else:
-                items.append({"index": index, **_publish_reply(result)})
-        accepted = sum(1 for item in items if item["success"])
-        return 200, {"success": accepted == len(items), "accepted": accepted,
-                     "rejected": len(items) - accepted, "results": items}
+                items.append({"index": index, "success": True, "id": result.id, "event_type": result.event_type})
+        accepted = len(items) - rejected
+        return 200, {"success": rejected == 0, "accepted": accepted, "rejected": rejected, "results": items}
 
     async def stats(self, request: Request) -> Reply:
         return 200, self.stream.stats()
