@@ -19,7 +19,8 @@ from .events import Accepted
 
 class EventLog(Protocol):
     async def append(self, events: Sequence[Accepted]) -> None:
-        """Make `events` durable under the configured policy; raise if they could not be."""
+        """Make `events` durable under the configured policy; raise if they could not be.
+        Concurrent calls return in the order they were made (the stream fans out on return)."""
 
     async def close(self) -> None: ...
 

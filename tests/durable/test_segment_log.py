@@ -90,3 +90,53 @@ def test_events_are_delivered_in_log_order_under_group_commit(tmp_path):
         assert received == [a.id for a, _ in SegmentLog(tmp_path, "none").recent(3_600_000)]
 
     asyncio.run(main())
+
+
+def test_an_append_already_durable_when_it_looks_still_waits_for_earlier_ones(tmp_path):
+    """Deterministic form of the race: an fsync round that began after the second append's write
+    finishes before that append looks at the durable position (the loop thread was descheduled).
+    The first append's acknowledgement has not reached the loop yet; the second must not overtake it."""
+
+    async def main() -> None:
+        log = SegmentLog(tmp_path, "fsync")
+        real = log._writer
+
+        class RacyWriter:
+            appends = 0
+
+            def append(self, payloads):
+                RacyWriter.appends += 1
+                return real.append(payloads)
+
+            @property
+            def durable_position(self) -> int:
+                if RacyWriter.appends >= 2:  # the fsync covering the second write completes now
+                    real.wait_durable(real.last_position, 5000)
+                return real.durable_position
+
+            def __getattr__(self, name):
+                return getattr(real, name)
+
+        log._writer = RacyWriter()
+        stream = EventStream(event_log=log)
+        await stream.start()
+        received: list[str] = []
+
+        async def subscriber() -> None:
+            async for event in stream.subscribe("t"):
+                received.append(event["id"])
+                if len(received) == 2:
+                    return
+
+        reader = asyncio.ensure_future(subscriber())
+        await asyncio.sleep(0.01)
+        await asyncio.wait_for(asyncio.gather(
+            stream.publish({"topic": "t", "event": {"id": "first"}}),
+            stream.publish({"topic": "t", "event": {"id": "second"}}),
+        ), 10)
+        await asyncio.wait_for(reader, 10)
+        log._writer = real
+        await stream.stop()
+        assert received == ["first", "second"]
+
+    asyncio.run(main())

@@ -5,7 +5,8 @@ in the loop thread (a page-cache write), then, under `durability = "fsync"`, awa
 The Rust committer thread fsyncs everything written so far and signals an eventfd the loop
 watches (`add_reader`, no Python thread and no GIL hand-off); the loop then resolves every future
 whose last position the new durable position covers. One fsync acknowledges every batch written
-before it started (group commit). Under `interval` and `none` the append returns once written.
+before it started (group commit). Appends return in log order, even one whose record is already
+durable when it looks (see `append`). Under `interval` and `none` the append returns once written.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class SegmentLog:
         self._event_fd: int | None = None  # the eventfd the committer signals (fsync mode)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._in_flight = 0  # fsync-mode appends written and not yet returned
         self.segments_deleted = 0
 
     # ------------------------------------------------------------------ EventLog
@@ -52,8 +54,19 @@ class SegmentLog:
         accepted_at = now_ms()
         encode_record = _core.encode_event_record  # `records.encode` without its Python frame
         last = self._writer.append([encode_record(a, accepted_at) for a in events])
-        if self.durability == "fsync" and self._writer.durable_position < last:
-            await self._wait(last)
+        if self.durability != "fsync":
+            return
+        # Appends return in log order: the caller fans out as soon as this returns, so an append
+        # must not overtake an earlier one still waiting for its fsync, or acknowledged but not yet
+        # resumed (its wake-up is queued in the loop). Its own record may already be durable
+        # here (an fsync round that started after the write finished while the loop thread was
+        # descheduled): it still queues behind the earlier ones.
+        self._in_flight += 1
+        try:
+            if self._in_flight > 1 or self._writer.durable_position < last:
+                await self._wait(last)
+        finally:
+            self._in_flight -= 1
 
     async def barrier(self) -> None:
         """Return once everything written so far is durable; raise if the log has failed.
@@ -72,6 +85,10 @@ class SegmentLog:
         self._waiters.append((position, future))
         if self._event_fd is None:
             self._watch(loop)
+        elif self._writer.durable_position >= position:
+            # Already durable: no fsync will signal the eventfd for it. Resolve it from the loop,
+            # after the wake-ups of the earlier waiters already queued there.
+            loop.call_soon(self._on_durable)
         await future
 
     async def close(self) -> None:
