@@ -25,7 +25,7 @@ import orjson
 
 from ..errors import EventValidationError
 from .pushdown import index_filter
-from .validate import DIALECT, check
+from .validate import checked
 
 # Above this many index matches, scanning the full snapshot is cheaper than slicing row runs.
 _PUSHDOWN_MAX_ROWS = 20_000
@@ -133,12 +133,12 @@ class SqlEngine:
     async def run(self, sql: Any, params: Any = None) -> QueryResult:
         """Validate, snapshot, run on the worker. Raises EventValidationError (400), QueryTimeout,
         QueryBusy or QueryFailed."""
-        tree = check(sql)
+        query = checked(sql)  # cached by text: no parse on the loop for a repeated query
         values = check_params(params)
         if self._in_flight >= self.max_waiting:
             raise QueryBusy(f"Too many queries in progress ({self.max_waiting}); try again")
-        snapshot = self._snapshot(tree, values)
-        text = tree.sql(dialect=DIALECT)
+        snapshot = self._snapshot(query.tree, values)
+        text = query.text
         self._in_flight += 1
         loop = asyncio.get_running_loop()
         try:

@@ -11,6 +11,8 @@ This is the first fence; the DuckDB connection is locked down as well (engine.py
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import sqlglot
@@ -81,9 +83,32 @@ def _bad(message: str) -> EventValidationError:
     return EventValidationError(message)
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A query that passed the checks: its tree (shared, never modify it) and the text to run."""
+
+    tree: exp.Query
+    text: str
+
+
 def validate(sql: Any) -> str:
     """The SQL to run for `sql`, or EventValidationError (HTTP 400) naming the problem."""
-    return check(sql).sql(dialect=DIALECT)
+    return checked(sql).text
+
+
+def checked(sql: Any) -> Checked:
+    """`check` and the regenerated text, cached by query text: parsing costs milliseconds of the
+    event loop, and dashboards and live queries send the same text again and again (parameters
+    are separate, so one text serves every value). Rejections are not cached."""
+    if not isinstance(sql, str) or len(sql) > MAX_SQL_LENGTH:
+        check(sql)  # raises the message for a missing, non-string or too long query
+    return _checked(sql)
+
+
+@lru_cache(maxsize=512)
+def _checked(sql: str) -> Checked:
+    tree = check(sql)
+    return Checked(tree, tree.sql(dialect=DIALECT))
 
 
 def check(sql: Any) -> exp.Query:
