@@ -230,17 +230,11 @@ class SqlEngine:
 
 
     def _table(self, snapshot: Any) -> Any:
-        """A pyarrow dataset over the snapshot: an ArrowSnapshot (index pushdown) or segments.
-
-        DuckDB scans a dataset through a pyarrow Scanner that projects before export, so only the
-        columns a query reads cross the C interface; a Table is exported whole (all columns of
-        every batch), which costs ~2x the scan of `GROUP BY service_name` and ~1.5 ms per
-        small query (2026-11-28 measurements, bench/README.md)."""
+        """A pyarrow Table over the snapshot: an ArrowSnapshot (index pushdown) or segments."""
         import pyarrow as pa
-        import pyarrow.dataset as ds
 
         if not isinstance(snapshot, list):
-            return ds.dataset(pa.table(snapshot))
+            return pa.table(snapshot)
         batches: list[Any] = []
         keep: dict[tuple[int, int], list[Any]] = {}
         for first_seq, live, frozen, rows in snapshot:
@@ -254,7 +248,7 @@ class SqlEngine:
             keep[key] = cached
             batches.extend(cached)
         self._segment_cache = keep
-        return ds.dataset(pa.Table.from_batches(batches, schema=self._schema))
+        return pa.Table.from_batches(batches, schema=self._schema)
 
 
 class _Watchdog:
