@@ -2,9 +2,10 @@
 
 One locked-down in-memory DuckDB connection, used from one worker thread (niced, so fan-out keeps
 the CPU), so queries never run on the event loop and never touch each other's state. Per query:
-the snapshot is taken on the loop (the Rust ring copies only its open segment; frozen segments are
-shared; with index pushdown only the matching rows), turned into a pyarrow Table on the worker
-(frozen segments come from a cache), registered as `hot_rows`, and the relations `events`,
+the query text is validated (cached by text, validate.py), the snapshot is taken on the loop (the
+Rust ring copies only its open segment; frozen segments are shared; with index pushdown only the
+matching rows), turned into a pyarrow Table on the worker (frozen segments come from a cache),
+registered as `hot_rows`, and the relations `events`,
 `traces`, `logs`, `metrics`, `sessions` are views over it created once. A watchdog thread
 interrupts a query that runs past the timeout. Rows are serialised to JSON by DuckDB itself
 (`to_json`), so a 10 000-row answer costs the worker little GIL time."""
