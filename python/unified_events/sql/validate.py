@@ -99,16 +99,22 @@ def validate(sql: Any) -> str:
 def checked(sql: Any) -> Checked:
     """`check` and the regenerated text, cached by query text: parsing costs milliseconds of the
     event loop, and dashboards and live queries send the same text again and again (parameters
-    are separate, so one text serves every value). Rejections are not cached."""
-    if not isinstance(sql, str) or len(sql) > MAX_SQL_LENGTH:
-        check(sql)  # raises the message for a missing, non-string or too long query
-    return _checked(sql)
+    are separate, so one text serves every value). Rejections are not cached, nor texts over
+    `_CACHED_SQL_LENGTH` (bounds the cache's memory: a tree costs ~100x its text)."""
+    if not isinstance(sql, str) or len(sql) > _CACHED_SQL_LENGTH:
+        return _check_to_run(sql)
+    return _cached_check_to_run(sql)
 
 
-@lru_cache(maxsize=512)
-def _checked(sql: str) -> Checked:
+_CACHED_SQL_LENGTH = 2048
+
+
+def _check_to_run(sql: Any) -> Checked:
     tree = check(sql)
     return Checked(tree, tree.sql(dialect=DIALECT))
+
+
+_cached_check_to_run = lru_cache(maxsize=256)(_check_to_run)
 
 
 def check(sql: Any) -> exp.Query:
