@@ -3,6 +3,10 @@ while heavy queries run. In process (EventStream + in-process subscribers), rele
 
     make build-prod && .venv/bin/python bench/sql_query.py            # 1M events, ~2-4 min
     .venv/bin/python bench/sql_query.py --events 200000 --runs 50     # quicker
+    .venv/bin/python bench/sql_query.py --baseline main               # side by side with main's sql/
+
+With --baseline REV, the sql/ package of git revision REV runs on the same hot tier in the same
+process (queries interleaved, fan-out windows alternated), so before/after share the machine's load.
 
 Reports p50/p99 of (a) a trace_id filter and (b) GROUP BY service_name with approx_quantile,
 each through the whole POST /query path minus HTTP (validate, snapshot, DuckDB, JSON rows);
@@ -14,13 +18,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import platform
 import random
 import resource
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+import types
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -72,13 +82,45 @@ async def fill(stream: EventStream, n: int) -> float:
     return time.perf_counter() - started
 
 
-async def timed_queries(stream: EventStream, sql: str, params: list[Any], runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        await stream.sql.run(sql, params)
-        samples.append((time.perf_counter() - t0) * 1000)
-    return samples
+def baseline_engine(rev: str, stream: EventStream) -> Any:
+    """An SqlEngine built from the sql/ package of git revision `rev`, over the same hot tier."""
+    root = Path(__file__).resolve().parent.parent
+    pkg_dir = Path(tempfile.mkdtemp(prefix="ue-sql-baseline-"))
+    for name in ("__init__", "engine", "validate", "pushdown"):
+        text = subprocess.run(["git", "-C", str(root), "show", f"{rev}:python/unified_events/sql/{name}.py"],
+                              check=True, capture_output=True, text=True).stdout
+        (pkg_dir / f"{name}.py").write_text(text)
+    package = types.ModuleType("unified_events._sql_baseline")
+    package.__path__ = [str(pkg_dir)]
+    sys.modules[package.__name__] = package
+    engine = importlib.import_module("unified_events._sql_baseline.engine")
+    q = stream.config.query
+    return engine.SqlEngine(stream.hot, q.timeout_ms, q.max_rows, q.memory_limit_mb, q.threads, q.max_waiting,
+                            q.worker_nice)
+
+
+async def timed(engine: Any, sql: str, params: list[Any]) -> float:
+    t0 = time.perf_counter()
+    await engine.run(sql, params)
+    return (time.perf_counter() - t0) * 1000
+
+
+async def busy_fanout(stream: EventStream, engine: Any, seconds: float, rate: int) -> tuple[list[float], int]:
+    """Fan-out latency while `engine` runs (b) back to back; and how many (b) ran."""
+    busy_flag = True
+
+    async def heavy() -> int:
+        n = 0
+        while busy_flag:
+            await engine.run(GROUP_SQL, [])
+            n += 1
+        return n
+
+    heavy_task = asyncio.create_task(heavy())
+    await asyncio.sleep(0.05)
+    busy = await fanout_latency(stream, seconds, rate)
+    busy_flag = False
+    return busy, await heavy_task
 
 
 def native_group_by(hot: Any, runs: int) -> dict[str, float]:
@@ -158,34 +200,63 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     out["snapshot_on_loop_ms"] = summary(seg_ms)
     out["to_pyarrow_cached_ms"] = summary(warm_ms)
     out["to_pyarrow_uncached_ms"] = summary(cold_ms)
+    engines = {"": stream.sql}
+    if args.baseline:
+        engines["baseline_"] = baseline_engine(args.baseline, stream)
+        await engines["baseline_"].run("SELECT 1", [])
+    for threads in args.also_threads:  # this code with another DuckDB thread count
+        q = stream.config.query
+        engines[f"threads{threads}_"] = type(stream.sql)(hot, q.timeout_ms, q.max_rows, q.memory_limit_mb, threads,
+                                                         q.max_waiting, q.worker_nice)
+    for engine in engines.values():  # warm: segment caches, query caches
+        await engine.run(FILTER_SQL, ["trace-1"])
+        await engine.run(GROUP_SQL, [])
+    if len(engines) > 1:  # the worker-side snapshot work (GIL held) of each engine, interleaved
+        table_ms: dict[str, list[float]] = {k: [] for k in engines}
+        for _ in range(args.runs):
+            segments = hot.arrow_segments()
+            for k, engine in engines.items():
+                t0 = time.perf_counter()
+                engine._table(segments)
+                table_ms[k].append((time.perf_counter() - t0) * 1000)
+        for k in engines:
+            out[f"{k}to_pyarrow_cached_interleaved_ms"] = summary(table_ms[k])
     traces = [f"trace-{i}" for i in random.Random(1).sample(range(200_000), args.runs)]
-    filter_ms = []
-    for trace in traces:
-        t0 = time.perf_counter()
-        await stream.sql.run(FILTER_SQL, [trace])
-        filter_ms.append((time.perf_counter() - t0) * 1000)
-    out["a_trace_filter_ms"] = summary(filter_ms)
-    out["b_group_by_p95_ms"] = summary(await timed_queries(stream, GROUP_SQL, [], max(10, args.runs // 2)))
+    filter_ms: dict[str, list[float]] = {k: [] for k in engines}
+    for trace in traces:  # interleaved, so both see the same load
+        for k, engine in engines.items():
+            filter_ms[k].append(await timed(engine, FILTER_SQL, [trace]))
+    group_ms: dict[str, list[float]] = {k: [] for k in engines}
+    for _ in range(max(10, args.runs // 2)):
+        for k, engine in engines.items():
+            group_ms[k].append(await timed(engine, GROUP_SQL, []))
+    for k in engines:
+        out[f"{k}a_trace_filter_ms"] = summary(filter_ms[k])
+        out[f"{k}b_group_by_p95_ms"] = summary(group_ms[k])
     out["b_same_query_native_duckdb_table_ms"] = native_group_by(hot, max(10, args.runs // 2))
 
-    idle = await fanout_latency(stream, args.latency_s, args.rate)
-    busy_flag = True
-
-    async def heavy() -> int:
-        n = 0
-        while busy_flag:
-            await stream.sql.run(GROUP_SQL, [])
-            n += 1
-        return n
-
-    heavy_task = asyncio.create_task(heavy())
-    await asyncio.sleep(0.05)
-    busy = await fanout_latency(stream, args.latency_s, args.rate)
-    busy_flag = False
-    out["heavy_queries_during_busy_window"] = await heavy_task
+    # Fan-out: idle, then busy with each engine, alternated over `rounds` windows each.
+    idle: list[float] = []
+    busy: dict[str, list[float]] = {k: [] for k in engines}
+    heavy_n: dict[str, int] = {k: 0 for k in engines}
+    window = args.latency_s / args.rounds
+    for _ in range(args.rounds):
+        idle += await fanout_latency(stream, window, args.rate)
+        for k, engine in engines.items():
+            lat, n = await busy_fanout(stream, engine, window, args.rate)
+            busy[k] += lat
+            heavy_n[k] += n
     out["fanout_latency_idle_ms"] = summary(idle)
-    out["fanout_latency_during_queries_ms"] = summary(busy)
-    out["fanout_p99_ratio_busy_over_idle"] = round(pct(busy, 0.99) / max(pct(idle, 0.99), 1e-9), 2)
+    for k in engines:
+        out[f"{k}heavy_queries_during_busy_window"] = heavy_n[k]
+        out[f"{k}fanout_latency_during_queries_ms"] = summary(busy[k])
+        out[f"{k}fanout_p99_ratio_busy_over_idle"] = round(pct(busy[k], 0.99) / max(pct(idle, 0.99), 1e-9), 2)
+    out["engines"] = {k or "this": v.threads for k, v in engines.items()}
+    if args.baseline:
+        out["baseline"] = args.baseline
+    for k, engine in engines.items():
+        if k:
+            engine.close()
     await stream.stop(drain_timeout_ms=0)
     return out
 
@@ -196,6 +267,11 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=100, help="timed runs of each query and of the snapshot")
     parser.add_argument("--latency-s", type=float, default=8.0, help="seconds of each fan-out latency window")
     parser.add_argument("--rate", type=int, default=500, help="probe events per second in the latency windows")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="split each fan-out window into this many, alternating idle and busy")
+    parser.add_argument("--baseline", help="git revision whose sql/ package runs side by side (see above)")
+    parser.add_argument("--also-threads", type=int, action="append", default=[],
+                        help="also run this code with this DuckDB thread count, side by side")
     args = parser.parse_args()
     import uvloop
 
