@@ -13,7 +13,6 @@
 //! (events.py) and orjson's output, parsed and dumped again, is unchanged.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -23,7 +22,8 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use rustc_hash::FxHashMap;
+use serde::de::{Deserialize, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// A column's type, as `unified-event-columns.tsv` names it.
@@ -80,6 +80,12 @@ enum Val<'a> {
     Bool(bool),
 }
 
+/// A converted row: its sort key (event_type, ns, timestamp, input index) and its cells.
+struct Row<'a> {
+    key: (Cow<'a, str>, Cow<'a, str>, i64, usize),
+    cells: std::ops::Range<usize>,
+}
+
 /// Column indices the derived values need (see convert.py, `convert_row`).
 struct Special {
     required: [usize; 4], // id, event_type, event_name, ns
@@ -96,7 +102,7 @@ struct Special {
 
 pub struct Converter {
     columns: Vec<Column>,
-    by_name: HashMap<String, usize>,
+    by_name: FxHashMap<String, usize>,
     special: Special,
 }
 
@@ -107,7 +113,7 @@ const NONE: u32 = 0xFFFF_FFFF;
 
 impl Converter {
     pub fn new(columns: Vec<Column>) -> Result<Self, String> {
-        let by_name: HashMap<String, usize> = columns
+        let by_name: FxHashMap<String, usize> = columns
             .iter()
             .enumerate()
             .map(|(i, c)| (c.name.clone(), i))
@@ -148,27 +154,58 @@ impl Converter {
     }
 
     /// Convert log record payloads; `now_us` stands in for a record without an acceptance time.
+    /// The rows come out sorted as convert.py sorts them (event_type, ns, timestamp, then input
+    /// order), so when nothing falls back the caller need not sort 175 columns again.
     pub fn convert(&self, payloads: &[&[u8]], now_us: i64) -> Result<Converted, ArrowError> {
         let n = payloads.len();
-        let mut builders: Vec<Builder> = self
-            .columns
-            .iter()
-            .map(|c| Builder::new(c.kind, n))
-            .collect();
-        let mut order = Int64Builder::with_capacity(n);
+        let width = self.columns.len();
+        let s = &self.special;
+        // Rows are kept sparse (the ~30 set columns of each, in column order) until sorted.
+        let mut cells: Vec<(usize, Option<Val>)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::with_capacity(n);
         let mut fallback = Vec::new();
-        let mut row: Vec<Option<Val>> = Vec::with_capacity(self.columns.len());
+        let mut row: Vec<Option<Val>> = Vec::with_capacity(width);
         for (i, payload) in payloads.iter().enumerate() {
             row.clear();
-            row.resize_with(self.columns.len(), || None);
+            row.resize_with(width, || None);
             if self.convert_row(payload, now_us, &mut row).is_none() {
                 fallback.push(i);
                 continue;
             }
-            for (builder, value) in builders.iter_mut().zip(row.iter_mut()) {
-                builder.append(value.take());
+            let (Some(Val::Str(kind)), Some(Val::Str(ns)), Some(Val::I64(ts))) =
+                (&row[s.required[1]], &row[s.ns], &row[s.timestamp])
+            else {
+                unreachable!("convert_row sets event_type, ns and timestamp");
+            };
+            let key = (kind.clone(), ns.clone(), *ts, i);
+            let start = cells.len();
+            cells.extend(
+                row.iter_mut()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(c, v)| (c, v.take())),
+            );
+            rows.push(Row {
+                key,
+                cells: start..cells.len(),
+            });
+        }
+        rows.sort_unstable_by(|a, b| a.key.cmp(&b.key)); // keys are unique (input index)
+        let mut builders: Vec<Builder> = self
+            .columns
+            .iter()
+            .map(|c| Builder::new(c.kind, rows.len()))
+            .collect();
+        let mut order = Int64Builder::with_capacity(rows.len());
+        for r in &rows {
+            let mut row_cells = cells[r.cells.clone()].iter_mut().peekable();
+            for (c, builder) in builders.iter_mut().enumerate() {
+                match row_cells.next_if(|(column, _)| *column == c) {
+                    Some((_, value)) => builder.append(value.take()),
+                    None => builder.append(None),
+                }
             }
-            order.append_value(i as i64);
+            order.append_value(r.key.3 as i64);
         }
         let mut arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
         arrays.push(Arc::new(order.finish()));
@@ -184,10 +221,9 @@ impl Converter {
         row: &mut [Option<Val<'a>>],
     ) -> Option<()> {
         let (accepted_at_ms, frame) = split_record(payload)?;
-        let frame: Entries = serde_json::from_str(std::str::from_utf8(frame).ok()?).ok()?;
-        let frame_id = string(unique(&frame, "id")??)?;
-        let frame_type = string(unique(&frame, "type")??)?;
-        let event: Entries = serde_json::from_str(unique(&frame, "payload")??.get()).ok()?;
+        let frame: Frame = serde_json::from_str(std::str::from_utf8(frame).ok()?).ok()?;
+        let (frame_id, frame_type) = (string(frame.id?)?, string(frame.kind?)?);
+        let event = frame.payload?;
         // The test convert.py's event_columns uses to tell a UnifiedEvent from a legacy event.
         if string(unique(&event, "id")??)? != frame_id
             || string(unique(&event, "event_type")??)? != frame_type
@@ -308,6 +344,49 @@ impl<'de> Deserialize<'de> for Entries<'de> {
                     out.push(entry);
                 }
                 Ok(Entries(out))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// The frame's `id`, `type` and `payload` (its entries parsed in the same pass: the payload is
+/// most of the frame). Fails on a repeated key, and on a payload that is not an object.
+struct Frame<'a> {
+    id: Option<&'a RawValue>,
+    kind: Option<&'a RawValue>,
+    payload: Option<Entries<'a>>,
+}
+
+impl<'de> Deserialize<'de> for Frame<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Frame<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a frame object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut frame = Frame {
+                    id: None,
+                    kind: None,
+                    payload: None,
+                };
+                let repeated = || A::Error::custom("repeated key");
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    match key {
+                        "id" if frame.id.is_none() => frame.id = Some(map.next_value()?),
+                        "type" if frame.kind.is_none() => frame.kind = Some(map.next_value()?),
+                        "payload" if frame.payload.is_none() => {
+                            frame.payload = Some(map.next_value()?)
+                        }
+                        "id" | "type" | "payload" => return Err(repeated()),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(frame)
             }
         }
         deserializer.deserialize_map(V)

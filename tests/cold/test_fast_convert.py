@@ -138,3 +138,15 @@ def test_random_values_match(overrides: list[dict[str, Any]]) -> None:
             continue
         batch.append((i + 1, encode(raw_event(body), i)))
     assert_same(batch)
+
+
+def test_rows_sorted_in_rust_when_nothing_falls_back() -> None:
+    # Same event_type, ns and timestamp for many rows: ties must keep the input order.
+    rng = random.Random(7)
+    bodies = [unified(i, event_type=rng.choice(["trace", "log"]), ns=rng.choice(["a", "B", "é"]),
+                      timestamp=rng.choice(["2024-01-01T00:00:00.000Z", "2023-12-31T23:59:59.999Z"]))
+              for i in range(400)]
+    batch = [(i + 1, encode(raw_event(b), 1_700_000_000_000)) for i, b in enumerate(bodies)]
+    _, fallback = _converter().convert([raw for _, raw in batch], NOW_US)
+    assert fallback == []
+    assert_same(batch)

@@ -3,9 +3,10 @@
 `_core.ColdConverter` (rust/cold.rs) decodes log records straight into Arrow builders, for the
 common case only (a UnifiedEvent whose values already have their column's JSON type). Every other
 record (legacy events, values needing a conversion, poison events, undecodable records) comes
-back as an index and goes through the reference path: `decode` then convert.py, row by row. The
-two parts are merged and sorted the way `convert_batch` sorts, with the input order as the last
-key, so the table is the one `convert_batch` would have built (tests/cold/test_fast_convert.py).
+back as an index and goes through the reference path: `decode` then convert.py, row by row. Rust
+sorts its rows the way `convert_batch` sorts (a stable sort: the input order is the last key);
+when Python converted some rows, the two parts are merged and sorted again with the same keys. So
+the table is the one `convert_batch` would have built (tests/cold/test_fast_convert.py).
 """
 
 from __future__ import annotations
@@ -38,18 +39,16 @@ def convert_records(batch: Sequence[Record], decode: Callable[[bytes], tuple[Acc
     record `decode` rejects (reason "cannot decode the log record: ...", as the archiver wrote)."""
     now_us = time.time_ns() // 1000 if now_us is None else now_us
     fast, fallback = _converter().convert([raw for _, raw in batch], now_us)
-    tables = [pa.table(fast)]
+    table = pa.table(fast)  # already sorted (rust/cold.rs)
     dead: list[tuple[int, str | None, str, bytes]] = []
     if fallback:
         slow, dead = _convert_slow([batch[i] for i in fallback], fallback, decode, now_us)
         if slow is not None:
-            tables.append(slow)
-    table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            table = pa.concat_tables([table, slow]).sort_by([*SORT_KEYS, (ORDER, "ascending")])
     rows = table.num_rows
     if not rows:
         return Converted(None, 0, dead)
-    table = table.sort_by([*SORT_KEYS, (ORDER, "ascending")]).drop_columns([ORDER])
-    return Converted(table, rows, dead)
+    return Converted(table.drop_columns([ORDER]), rows, dead)
 
 
 def _convert_slow(records: list[Record], order: list[int], decode: Callable[[bytes], tuple[Accepted, int | None]],
