@@ -88,7 +88,7 @@ def throughput(args: argparse.Namespace) -> dict:
                 "maintenance_interval_s": 0}})
             events, dead = open_tables(config)
             archiver = Archiver(config, DurableLogSource(data_dir / "log"), events, dead)
-            archiver.fast_convert = mode == "fast"
+            archiver.fast_convert = archiver.slice_partitions = mode == "fast"  # reference: as before
             append_s = [0.0]
             commit = archiver._commit
 
@@ -215,8 +215,8 @@ def main() -> None:
     t = sub.add_parser("throughput")
     t.add_argument("--events", type=int, default=200_000)
     t.add_argument("--batch-rows", default="10000,50000,100000")
-    t.add_argument("--convert", default="fast", help="fast (Rust, cold/fast.py), reference (Python), or both: "
-                                                   "reference,fast")
+    t.add_argument("--convert", default="fast", help="fast (Rust conversion, cold/fast.py, and partitions by "
+                   "slicing, cold/partitions.py), reference (both as before), or both: reference,fast")
     t.add_argument("--repeat", type=int, default=1)
     f = sub.add_parser("freshness")
     f.add_argument("--rate", type=int, default=10_000, help="events/s (HTTP batches of 100)")
