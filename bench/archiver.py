@@ -75,8 +75,12 @@ def throughput(args: argparse.Namespace) -> dict:
         writer.close()
         print(f"wrote {args.events} events to the log in {time.perf_counter() - t0:.1f} s", flush=True)
         runs = []
-        for batch_rows in [int(b) for b in args.batch_rows.split(",")]:
-            data_dir = work / f"data-{batch_rows}"
+        # Each (batch size, conversion) pair `--repeat` times, the conversions alternating, so a
+        # before/after comparison shares the machine's load of the moment.
+        plan = [(int(b), mode) for _ in range(args.repeat) for b in args.batch_rows.split(",")
+                for mode in args.convert.split(",")]
+        for n, (batch_rows, mode) in enumerate(plan):
+            data_dir = work / f"data-{n}"
             (data_dir).mkdir()
             os.symlink(log_dir, data_dir / "log")
             config = load_config(None, overrides={"data_dir": str(data_dir), "cold": {
@@ -84,6 +88,16 @@ def throughput(args: argparse.Namespace) -> dict:
                 "maintenance_interval_s": 0}})
             events, dead = open_tables(config)
             archiver = Archiver(config, DurableLogSource(data_dir / "log"), events, dead)
+            archiver.fast_convert = archiver.slice_partitions = mode == "fast"  # reference: as before
+            append_s = [0.0]
+            commit = archiver._commit
+
+            def timed_commit(*a: object, _commit=commit, _acc=append_s) -> None:
+                t = time.perf_counter()
+                _commit(*a)
+                _acc[0] += time.perf_counter() - t
+
+            archiver._commit = timed_commit  # type: ignore[method-assign]
             commit_s: list[float] = []
             cpu0, t0 = time.process_time(), time.perf_counter()
             archiver.resume()
@@ -97,7 +111,8 @@ def throughput(args: argparse.Namespace) -> dict:
             elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             assert archiver.stats.rows_total == args.events
             files = len(events.inspect.files())
-            run = {"batch_rows": batch_rows, "rows": args.events, "seconds": round(elapsed, 2),
+            run = {"convert": mode, "batch_rows": batch_rows, "rows": args.events, "seconds": round(elapsed, 2),
+                   "read_convert_s": round(elapsed - append_s[0], 2), "append_s": round(append_s[0], 2),
                    "rows_per_s": round(args.events / elapsed), "cpu_seconds": round(cpu, 2),
                    "commits": len(commit_s), "median_flush_s": round(statistics.median(commit_s), 3),
                    "data_files": files}
@@ -200,6 +215,9 @@ def main() -> None:
     t = sub.add_parser("throughput")
     t.add_argument("--events", type=int, default=200_000)
     t.add_argument("--batch-rows", default="10000,50000,100000")
+    t.add_argument("--convert", default="fast", help="fast (Rust conversion, cold/fast.py, and partitions by "
+                   "slicing, cold/partitions.py), reference (both as before), or both: reference,fast")
+    t.add_argument("--repeat", type=int, default=1)
     f = sub.add_parser("freshness")
     f.add_argument("--rate", type=int, default=10_000, help="events/s (HTTP batches of 100)")
     f.add_argument("--duration", type=float, default=60)

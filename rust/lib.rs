@@ -2,6 +2,7 @@
 //! the dedup cache and the hot-tier ring. Pure Rust; the Python binding lives only in `py/`
 //! (feature `python`) so `cargo test` runs without an interpreter.
 
+pub mod cold;
 pub mod dedup;
 pub mod error;
 pub mod fanout;

@@ -230,3 +230,16 @@ class ArrowSnapshot:
     @property
     def nbytes(self) -> int:
         """Bytes of the Arrow buffers referenced (shared with the hot tier)."""
+
+class ColdBatch:
+    """Archiver rows converted in Rust, readable by pyarrow through `__arrow_c_stream__`."""
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+class ColdConverter:
+    """Durable-log record payloads -> the cold tier's columns (cold/fast.py; reference: convert.py).
+    `columns`: (name, tsv type, required) per table column, in order."""
+
+    def __init__(self, columns: list[tuple[str, str, bool]]) -> None: ...
+    def convert(self, payloads: list[bytes], now_us: int) -> tuple[ColdBatch, list[int]]:
+        """(the rows converted, plus column `_input_order`; indices left to the Python converter)."""

@@ -4,6 +4,7 @@
 
 mod arrow;
 mod classes;
+mod cold;
 mod hot;
 mod hub;
 mod log;
@@ -76,5 +77,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(log::encode_event_record, m)?)?;
     m.add_class::<log::PyLogReader>()?;
     m.add_class::<arrow::PyArrowSnapshot>()?;
+    m.add_class::<cold::PyColdConverter>()?;
+    m.add_class::<cold::PyColdBatch>()?;
     Ok(())
 }

@@ -14,6 +14,7 @@ delete segments at or below it) and `status.json` (position, lag, errors: read b
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import logging
@@ -28,6 +29,8 @@ from pyiceberg.table import Table
 
 from ..config import Config
 from .convert import convert_batch
+from .fast import convert_records
+from .partitions import contiguous_partitions
 from .schema import POSITION_PROPERTY, arrow_schema, dead_letter_arrow_schema
 from .source import LogSource
 from .status import archiver_dir, write_json_atomic
@@ -86,6 +89,12 @@ class Archiver:
         # Scheduled maintenance; called only when nothing is buffered, so it never races an append.
         self.on_idle: Callable[[], None] | None = None
         self._keep_running: Callable[[], bool] | None = None
+        # Durable-log records go through the Rust fast path (cold/fast.py); False = the reference
+        # Python conversion only (same table; the benchmark compares the two).
+        self.fast_convert = True
+        # Split the sorted table into partitions by slicing (cold/partitions.py); False = pyiceberg's
+        # per-partition filter (same files' contents; the benchmark compares the two).
+        self.slice_partitions = True
 
     # --- lifecycle
 
@@ -176,14 +185,18 @@ class Archiver:
     def _flush(self) -> None:
         batch, end = self._batch, self._batch[-1][0]
         started = time.perf_counter()
-        decoded, dead = [], []
-        for position, raw in batch:
-            try:
-                decoded.append((position, *self.source.decode(raw)))
-            except Exception as exc:  # noqa: BLE001 - an undecodable record is a poison record
-                dead.append((position, None, f"cannot decode the log record: {type(exc).__name__}: {exc}", raw))
-        converted = convert_batch(decoded)
-        dead.extend(converted.dead)
+        if self.fast_convert and getattr(self.source, "records_are_log_payloads", False):
+            converted = convert_records(batch, self.source.decode)
+            dead = list(converted.dead)
+        else:
+            decoded, dead = [], []
+            for position, raw in batch:
+                try:
+                    decoded.append((position, *self.source.decode(raw)))
+                except Exception as exc:  # noqa: BLE001 - an undecodable record is a poison record
+                    dead.append((position, None, f"cannot decode the log record: {type(exc).__name__}: {exc}", raw))
+            converted = convert_batch(decoded)
+            dead.extend(converted.dead)
         dead = [d for d in dead if self._dead_position is None or d[0] > self._dead_position]
         if dead:
             self._commit(self.dead, _dead_letter_table(sorted(dead, key=lambda d: d[0])), end)
@@ -217,7 +230,9 @@ class Archiver:
         backoff = 0.5
         while True:
             try:
-                table.append(data, snapshot_properties={POSITION_PROPERTY: str(end)})
+                # Our tables arrive sorted by partition: split them by slicing (cold/partitions.py).
+                with contiguous_partitions() if self.slice_partitions else contextlib.nullcontext():
+                    table.append(data, snapshot_properties={POSITION_PROPERTY: str(end)})
                 return
             except Exception as exc:  # noqa: BLE001 - any failure is retried, and reported
                 self.record_error(f"commit to {'.'.join(table.name())} failed: {type(exc).__name__}: {exc}")

@@ -237,7 +237,7 @@ def convert_batch(batch: Sequence[tuple[int, Accepted, int | None]], now_us: int
     n = len(batch)
     # Column-major from the start: each event writes only the ~20-30 columns it has, and the
     # 175 all-None lists cost one C-level allocation each.
-    cols: list[list[Any]] = [[None] * n for _ in range(_WIDTH)]
+    cols = new_columns(n)
     dead: list[tuple[int, str | None, str, bytes]] = []
     rows = 0
     for position, accepted, accepted_at_ms in batch:
@@ -258,11 +258,19 @@ def convert_batch(batch: Sequence[tuple[int, Accepted, int | None]], now_us: int
     return Converted(columns_to_table(cols, rows), rows, dead)
 
 
-def columns_to_table(cols: list[list[Any]], n: int) -> pa.Table:
+def new_columns(n: int) -> list[list[Any]]:
+    return [[None] * n for _ in range(_WIDTH)]
+
+
+# Rows are written in this order (so each partition's file is in time order); the sort is stable.
+SORT_KEYS = [("event_type", "ascending"), ("ns", "ascending"), ("timestamp", "ascending")]
+
+
+def columns_to_table(cols: list[list[Any]], n: int, sort: bool = True) -> pa.Table:
     schema = arrow_schema()
     arrays = [_array(col, field_.type, values, n) for col, field_, values in zip(columns(), schema, cols)]
     table = pa.Table.from_arrays(arrays, schema=schema)
-    return table.sort_by([("event_type", "ascending"), ("ns", "ascending"), ("timestamp", "ascending")])
+    return table.sort_by(SORT_KEYS) if sort else table
 
 
 def _array(col: Column, type_: pa.DataType, values: list[Any], n: int) -> pa.Array:

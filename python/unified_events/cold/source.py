@@ -83,6 +83,9 @@ class NdjsonSource:
 class DurableLogSource:
     """The server's segmented log (`_core.LogReader`), read-only, and its record decoder."""
 
+    # Records are durable/records.py payloads: the archiver may convert them in Rust (cold/fast.py).
+    records_are_log_payloads = True
+
     def __init__(self, log_dir: str | os.PathLike[str]) -> None:
         from .. import _core
         from ..durable import records

@@ -1,0 +1,636 @@
+//! Durable-log records -> the cold tier's 175-column Arrow batch, for the archiver's common case.
+//!
+//! `python/unified_events/cold/convert.py` is the reference: it defines what every event becomes
+//! (or why it is a poison event). This is a fast path for what it sees nearly always, a
+//! UnifiedEvent whose values already have their column's JSON type, and it must produce exactly
+//! the same values. Anything else (a legacy event, a number in a string column, a timestamp not in
+//! the server's own `YYYY-MM-DDTHH:MM:SS.mmmZ` form, a value that would make a poison event, a
+//! record that does not decode) is not guessed at: the row is reported back and Python converts
+//! it. So the fast path never decides that an event is poison, and never drops one.
+//!
+//! JSON columns holding an object or array take the value's raw text from the frame. That equals
+//! Python's `orjson.dumps(value)` because the server writes every frame with `orjson.dumps`
+//! (events.py) and orjson's output, parsed and dumped again, is unchanged.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
+use rustc_hash::FxHashMap;
+use serde::de::{Deserialize, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// A column's type, as `unified-event-columns.tsv` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Str,
+    Json,
+    Long,
+    Int,
+    Double,
+    Bool,
+    Timestamp,
+    Date,
+}
+
+impl Kind {
+    pub fn parse(name: &str) -> Option<Kind> {
+        Some(match name {
+            "string" => Kind::Str,
+            "string(json)" => Kind::Json,
+            "long" => Kind::Long,
+            "int" => Kind::Int,
+            "double" => Kind::Double,
+            "boolean" => Kind::Bool,
+            "timestamptz(us)" => Kind::Timestamp,
+            "date" => Kind::Date,
+            _ => return None,
+        })
+    }
+}
+
+pub struct Column {
+    pub name: String,
+    pub kind: Kind,
+    pub required: bool,
+}
+
+/// Name of the extra last column: the row's index in the input, so the caller can merge in the
+/// rows it converted itself and sort exactly as if all rows had been converted in input order.
+pub const ORDER_COLUMN: &str = "_input_order";
+
+pub struct Converted {
+    /// The columns in order, plus `ORDER_COLUMN` (int64).
+    pub batch: RecordBatch,
+    /// Indices of the inputs this path left to the reference converter.
+    pub fallback: Vec<usize>,
+}
+
+/// One typed value of a row.
+enum Val<'a> {
+    Str(Cow<'a, str>),
+    I64(i64),
+    F64(f64),
+    Bool(bool),
+}
+
+/// A converted row: its sort key (event_type, ns, timestamp, input index) and its cells.
+struct Row<'a> {
+    key: (Cow<'a, str>, Cow<'a, str>, i64, usize),
+    cells: std::ops::Range<usize>,
+}
+
+/// Column indices the derived values need (see convert.py, `convert_row`).
+struct Special {
+    required: [usize; 4], // id, event_type, event_name, ns
+    timestamp: usize,
+    day: usize,
+    hour: usize,
+    ns: usize,
+    resource_ns: usize,
+    resource_id: usize,
+    visibility: usize,
+    schema_version: usize,
+    ingested_at: usize,
+}
+
+pub struct Converter {
+    columns: Vec<Column>,
+    by_name: FxHashMap<String, usize>,
+    special: Special,
+}
+
+const US_PER_DAY: i64 = 86_400_000_000;
+const RECORD_VERSION: u8 = 1;
+const HEADER: usize = 1 + 8 + 8 + 9 * 4;
+const NONE: u32 = 0xFFFF_FFFF;
+
+impl Converter {
+    pub fn new(columns: Vec<Column>) -> Result<Self, String> {
+        let by_name: FxHashMap<String, usize> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        let at = |name: &str| {
+            by_name
+                .get(name)
+                .copied()
+                .ok_or(format!("no column {name}"))
+        };
+        let special = Special {
+            required: [at("id")?, at("event_type")?, at("event_name")?, at("ns")?],
+            timestamp: at("timestamp")?,
+            day: at("day")?,
+            hour: at("hour")?,
+            ns: at("ns")?,
+            resource_ns: at("resource_ns")?,
+            resource_id: at("resource_id")?,
+            visibility: at("visibility")?,
+            schema_version: at("schema_version")?,
+            ingested_at: at("ingested_at")?,
+        };
+        Ok(Self {
+            columns,
+            by_name,
+            special,
+        })
+    }
+
+    pub fn schema(&self) -> Schema {
+        let mut fields: Vec<Field> = self
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, data_type(c.kind), !c.required))
+            .collect();
+        fields.push(Field::new(ORDER_COLUMN, DataType::Int64, false));
+        Schema::new(fields)
+    }
+
+    /// Convert log record payloads; `now_us` stands in for a record without an acceptance time.
+    /// The rows come out sorted as convert.py sorts them (event_type, ns, timestamp, then input
+    /// order), so when nothing falls back the caller need not sort 175 columns again.
+    pub fn convert(&self, payloads: &[&[u8]], now_us: i64) -> Result<Converted, ArrowError> {
+        let n = payloads.len();
+        let width = self.columns.len();
+        let s = &self.special;
+        // Rows are kept sparse (the ~30 set columns of each, in column order) until sorted.
+        let mut cells: Vec<(usize, Option<Val>)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::with_capacity(n);
+        let mut fallback = Vec::new();
+        let mut row: Vec<Option<Val>> = Vec::with_capacity(width);
+        for (i, payload) in payloads.iter().enumerate() {
+            row.clear();
+            row.resize_with(width, || None);
+            if self.convert_row(payload, now_us, &mut row).is_none() {
+                fallback.push(i);
+                continue;
+            }
+            let (Some(Val::Str(kind)), Some(Val::Str(ns)), Some(Val::I64(ts))) =
+                (&row[s.required[1]], &row[s.ns], &row[s.timestamp])
+            else {
+                unreachable!("convert_row sets event_type, ns and timestamp");
+            };
+            let key = (kind.clone(), ns.clone(), *ts, i);
+            let start = cells.len();
+            cells.extend(
+                row.iter_mut()
+                    .enumerate()
+                    .filter(|(_, v)| v.is_some())
+                    .map(|(c, v)| (c, v.take())),
+            );
+            rows.push(Row {
+                key,
+                cells: start..cells.len(),
+            });
+        }
+        rows.sort_unstable_by(|a, b| a.key.cmp(&b.key)); // keys are unique (input index)
+        let mut builders: Vec<Builder> = self
+            .columns
+            .iter()
+            .map(|c| Builder::new(c.kind, rows.len()))
+            .collect();
+        let mut order = Int64Builder::with_capacity(rows.len());
+        for r in &rows {
+            let mut row_cells = cells[r.cells.clone()].iter_mut().peekable();
+            for (c, builder) in builders.iter_mut().enumerate() {
+                match row_cells.next_if(|(column, _)| *column == c) {
+                    Some((_, value)) => builder.append(value.take()),
+                    None => builder.append(None),
+                }
+            }
+            order.append_value(r.key.3 as i64);
+        }
+        let mut arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
+        arrays.push(Arc::new(order.finish()));
+        let batch = RecordBatch::try_new(Arc::new(self.schema()), arrays)?;
+        Ok(Converted { batch, fallback })
+    }
+
+    /// Fill `row` with one record's typed values, or None: let the reference converter do it.
+    fn convert_row<'a>(
+        &self,
+        payload: &'a [u8],
+        now_us: i64,
+        row: &mut [Option<Val<'a>>],
+    ) -> Option<()> {
+        let (accepted_at_ms, frame) = split_record(payload)?;
+        let frame: Frame = serde_json::from_str(std::str::from_utf8(frame).ok()?).ok()?;
+        let (frame_id, frame_type) = (string(frame.id?)?, string(frame.kind?)?);
+        let event = frame.payload?;
+        // The test convert.py's event_columns uses to tell a UnifiedEvent from a legacy event.
+        if string(unique(&event, "id")??)? != frame_id
+            || string(unique(&event, "event_type")??)? != frame_type
+            || unique(&event, "event_name")?.is_none()
+            || unique(&event, "ns")?.is_none()
+        {
+            return None;
+        }
+        let s = &self.special;
+        for (key, raw) in &event.0 {
+            let Some(&index) = self.by_name.get(*key) else {
+                continue;
+            };
+            if raw.get() == "null" {
+                continue;
+            }
+            if row[index].is_some() {
+                return None; // a duplicate key (only unique() checked ones above)
+            }
+            row[index] = Some(value(self.columns[index].kind, raw)?);
+        }
+        for &index in &s.required {
+            match &row[index] {
+                Some(Val::Str(text)) if !text.is_empty() => {}
+                _ => return None, // poison: Python says why
+            }
+        }
+        let ingested_us = if accepted_at_ms == 0 {
+            now_us
+        } else {
+            accepted_at_ms.checked_mul(1000)?
+        };
+        let ts = match row[s.timestamp] {
+            Some(Val::I64(us)) => us,
+            _ => {
+                row[s.timestamp] = Some(Val::I64(ingested_us));
+                ingested_us
+            }
+        };
+        row[s.day] = Some(Val::I64(ts.div_euclid(US_PER_DAY)));
+        row[s.hour] = Some(Val::I64(ts.rem_euclid(US_PER_DAY) / 3_600_000_000));
+        let ns = match &row[s.ns] {
+            Some(Val::Str(ns)) => ns.clone(),
+            _ => return None,
+        };
+        if row[s.resource_ns].is_none() {
+            row[s.resource_ns] = Some(Val::Str(ns.clone()));
+        }
+        if let Some(Val::Str(rid)) = &row[s.resource_id] {
+            if !rid.contains('/') {
+                row[s.resource_id] = Some(Val::Str(Cow::Owned(format!("{ns}/{rid}"))));
+            }
+        }
+        if row[s.visibility].is_none() {
+            row[s.visibility] = Some(Val::Str(Cow::Borrowed("user")));
+        }
+        if row[s.schema_version].is_none() {
+            row[s.schema_version] = Some(Val::I64(1));
+        }
+        row[s.ingested_at] = Some(Val::I64(ingested_us));
+        Some(())
+    }
+}
+
+fn data_type(kind: Kind) -> DataType {
+    match kind {
+        Kind::Str | Kind::Json => DataType::Utf8,
+        Kind::Long => DataType::Int64,
+        Kind::Int => DataType::Int32,
+        Kind::Double => DataType::Float64,
+        Kind::Bool => DataType::Boolean,
+        Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        Kind::Date => DataType::Date32,
+    }
+}
+
+/// (accepted_at_ms, frame bytes) of a version-1 record (layout: durable/records.py), or None when
+/// Python's decoder would reject it (then it dead-letters the record with its own message).
+fn split_record(payload: &[u8]) -> Option<(i64, &[u8])> {
+    if payload.len() < HEADER || payload[0] != RECORD_VERSION {
+        return None;
+    }
+    let accepted_at_ms = i64::from_le_bytes(payload[1..9].try_into().ok()?);
+    let mut offset = HEADER;
+    let mut frame = None;
+    for i in 0..9 {
+        let at = 17 + 4 * i;
+        let len = u32::from_le_bytes(payload[at..at + 4].try_into().ok()?);
+        if len == NONE {
+            continue;
+        }
+        let end = offset.checked_add(len as usize)?;
+        let field = payload.get(offset..end)?;
+        if i < 7 {
+            std::str::from_utf8(field).ok()?; // Python decodes the seven text fields
+        } else if i == 7 {
+            frame = Some(field);
+        }
+        offset = end;
+    }
+    Some((accepted_at_ms, frame?))
+}
+
+/// A JSON object's entries in order, values unparsed. Fails on a key with escapes (borrowed).
+struct Entries<'a>(Vec<(&'a str, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for Entries<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Entries<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
+                    out.push(entry);
+                }
+                Ok(Entries(out))
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// The frame's `id`, `type` and `payload` (its entries parsed in the same pass: the payload is
+/// most of the frame). Fails on a repeated key, and on a payload that is not an object.
+struct Frame<'a> {
+    id: Option<&'a RawValue>,
+    kind: Option<&'a RawValue>,
+    payload: Option<Entries<'a>>,
+}
+
+impl<'de> Deserialize<'de> for Frame<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Frame<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a frame object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut frame = Frame {
+                    id: None,
+                    kind: None,
+                    payload: None,
+                };
+                let repeated = || A::Error::custom("repeated key");
+                while let Some(key) = map.next_key::<&'de str>()? {
+                    match key {
+                        "id" if frame.id.is_none() => frame.id = Some(map.next_value()?),
+                        "type" if frame.kind.is_none() => frame.kind = Some(map.next_value()?),
+                        "payload" if frame.payload.is_none() => {
+                            frame.payload = Some(map.next_value()?)
+                        }
+                        "id" | "type" | "payload" => return Err(repeated()),
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(frame)
+            }
+        }
+        deserializer.deserialize_map(V)
+    }
+}
+
+/// Some(Some(value)) when `key` occurs once, Some(None) when not at all, None when repeated.
+fn unique<'a>(entries: &Entries<'a>, key: &str) -> Option<Option<&'a RawValue>> {
+    let mut found = None;
+    for (k, v) in &entries.0 {
+        if *k == key {
+            if found.is_some() {
+                return None;
+            }
+            found = Some(*v);
+        }
+    }
+    Some(found)
+}
+
+/// The text of a JSON string value (None for any other JSON type).
+fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
+    let text = raw.get();
+    if !text.starts_with('"') {
+        return None;
+    }
+    let inner = &text[1..text.len() - 1];
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner)); // already validated by the parser
+    }
+    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+}
+
+/// A value of the column's own JSON type, converted as convert.py would; None for anything else.
+fn value(kind: Kind, raw: &RawValue) -> Option<Val<'_>> {
+    let text = raw.get();
+    let first = *text.as_bytes().first()?;
+    Some(match kind {
+        Kind::Str => Val::Str(string(raw)?),
+        Kind::Json => match first {
+            b'"' => Val::Str(string(raw)?),
+            b'{' | b'[' => Val::Str(Cow::Borrowed(text)), // see the module doc
+            _ => return None,
+        },
+        Kind::Long => Val::I64(integer(text)?),
+        Kind::Int => Val::I64(i32::try_from(integer(text)?).ok()? as i64),
+        Kind::Double => {
+            if first != b'-' && !first.is_ascii_digit() {
+                return None;
+            }
+            // Python: float(int) for an integer, the parsed float otherwise; both round to nearest.
+            let v = match integer(text) {
+                Some(i) => i as f64,
+                None => text.parse::<f64>().ok()?,
+            };
+            if !v.is_finite() {
+                return None;
+            }
+            Val::F64(v)
+        }
+        Kind::Bool => match text {
+            "true" => Val::Bool(true),
+            "false" => Val::Bool(false),
+            _ => return None,
+        },
+        Kind::Timestamp => Val::I64(server_timestamp_us(text)?),
+        Kind::Date => Val::I64(date_days(text)?),
+    })
+}
+
+/// A JSON integer (no fraction or exponent) that fits i64.
+fn integer(text: &str) -> Option<i64> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// `"YYYY-MM-DDTHH:MM:SS.mmmZ"` (the server's own format) -> epoch microseconds. Years 2-9998 only:
+/// the edges of convert.py's range check stay with Python.
+fn server_timestamp_us(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 26 || b[0] != b'"' || b[25] != b'"' {
+        return None;
+    }
+    let s = &b[1..25];
+    let (y, mo, d) = ymd(&s[..10])?;
+    if s[10] != b'T' || s[13] != b':' || s[16] != b':' || s[19] != b'.' || s[23] != b'Z' {
+        return None;
+    }
+    let (h, mi, sec, ms) = (
+        num(&s[11..13])?,
+        num(&s[14..16])?,
+        num(&s[17..19])?,
+        num(&s[20..23])?,
+    );
+    if h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let seconds = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
+    Some(seconds * 1_000_000 + ms * 1000)
+}
+
+/// A JSON string starting `YYYY-MM-DD` -> days since the epoch (convert.py reads `value[:10]`).
+fn date_days(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() < 12 || b[0] != b'"' || text.contains('\\') {
+        return None;
+    }
+    let (y, mo, d) = ymd(&b[1..11])?;
+    Some(days_from_civil(y, mo, d))
+}
+
+fn ymd(s: &[u8]) -> Option<(i64, i64, i64)> {
+    if s.len() != 10 || s[4] != b'-' || s[7] != b'-' {
+        return None;
+    }
+    let (y, mo, d) = (num(&s[..4])?, num(&s[5..7])?, num(&s[8..10])?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(2..=9998).contains(&y)
+        || !(1..=12).contains(&mo)
+        || d < 1
+        || d > month_days[mo as usize - 1]
+    {
+        return None;
+    }
+    Some((y, mo, d))
+}
+
+fn num(digits: &[u8]) -> Option<i64> {
+    digits.iter().try_fold(0i64, |acc, &b| {
+        b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as i64)
+    })
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+enum Builder {
+    Str(StringBuilder),
+    I64(Int64Builder),
+    I32(Int32Builder),
+    F64(Float64Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMicrosecondBuilder),
+    Date(Date32Builder),
+}
+
+impl Builder {
+    fn new(kind: Kind, n: usize) -> Self {
+        match kind {
+            Kind::Str | Kind::Json => Builder::Str(StringBuilder::with_capacity(n, 0)),
+            Kind::Long => Builder::I64(Int64Builder::with_capacity(n)),
+            Kind::Int => Builder::I32(Int32Builder::with_capacity(n)),
+            Kind::Double => Builder::F64(Float64Builder::with_capacity(n)),
+            Kind::Bool => Builder::Bool(BooleanBuilder::with_capacity(n)),
+            Kind::Timestamp => {
+                Builder::Ts(TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"))
+            }
+            Kind::Date => Builder::Date(Date32Builder::with_capacity(n)),
+        }
+    }
+
+    /// Values were produced by `value()` for this column's kind, so the variants match.
+    fn append(&mut self, value: Option<Val>) {
+        match (self, value) {
+            (Builder::Str(b), Some(Val::Str(s))) => b.append_value(s),
+            (Builder::I64(b), Some(Val::I64(v))) => b.append_value(v),
+            (Builder::I32(b), Some(Val::I64(v))) => b.append_value(v as i32),
+            (Builder::F64(b), Some(Val::F64(v))) => b.append_value(v),
+            (Builder::Bool(b), Some(Val::Bool(v))) => b.append_value(v),
+            (Builder::Ts(b), Some(Val::I64(v))) => b.append_value(v),
+            (Builder::Date(b), Some(Val::I64(v))) => b.append_value(v as i32),
+            (Builder::Str(b), _) => b.append_null(),
+            (Builder::I64(b), _) => b.append_null(),
+            (Builder::I32(b), _) => b.append_null(),
+            (Builder::F64(b), _) => b.append_null(),
+            (Builder::Bool(b), _) => b.append_null(),
+            (Builder::Ts(b), _) => b.append_null(),
+            (Builder::Date(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Builder::Str(mut b) => Arc::new(b.finish()),
+            Builder::I64(mut b) => Arc::new(b.finish()),
+            Builder::I32(mut b) => Arc::new(b.finish()),
+            Builder::F64(mut b) => Arc::new(b.finish()),
+            Builder::Bool(mut b) => Arc::new(b.finish()),
+            Builder::Ts(mut b) => Arc::new(b.finish()),
+            Builder::Date(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_days_and_server_timestamps() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(
+            server_timestamp_us("\"1970-01-02T00:00:01.250Z\""),
+            Some(86_401_250_000)
+        );
+        assert_eq!(server_timestamp_us("\"2026-02-29T00:00:00.000Z\""), None); // not a leap year
+        assert_eq!(date_days("\"2024-02-29\""), Some(19_782));
+    }
+
+    #[test]
+    fn only_plain_json_types_take_the_fast_path() {
+        let raw = |s: &str| serde_json::from_str::<&RawValue>(s).unwrap().to_owned();
+        assert!(value(Kind::Str, &raw("12")).is_none());
+        assert!(value(Kind::Long, &raw("1.0")).is_none());
+        assert!(value(Kind::Int, &raw("2147483648")).is_none());
+        assert!(matches!(value(Kind::Double, &raw("3")), Some(Val::F64(v)) if v == 3.0));
+        assert!(
+            matches!(value(Kind::Json, &raw("{\"a\":1}")), Some(Val::Str(s)) if s == "{\"a\":1}")
+        );
+    }
+}
