@@ -44,7 +44,7 @@ _MAX_EARLY_FRAMES = 100
 _JSON = {"Content-Type": "application/json"}
 _TEXT = {"Content-Type": "text/plain"}
 # picows keeps the upgrade request and response on the transport for the connection's life, and reads
-# neither after the handshake; their header maps are about 1.5 KiB per idle connection. The factory
+# neither after the handshake; their header maps are about 2 KiB per idle connection. The factory
 # has read what it needs, so on_ws_connected swaps them for this shared, read-only empty one.
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
@@ -126,7 +126,8 @@ class Heartbeat:
 class EventsListener(WSListener):  # type: ignore[misc]
     # One per connection: slots keep it small (WSListener already carries __weakref__ for picows).
     __slots__ = ("stream", "topics", "rights", "authenticated", "address", "last_event_id", "from_timestamp",
-                 "conn", "session", "guard", "transport", "_early", "_fragments", "_fragment_bytes", "heartbeat", "idle_ticks")
+                 "conn", "session", "guard", "transport", "_early", "_fragments", "_fragment_bytes", "heartbeat",
+                 "idle_ticks")
 
     def __init__(self, stream: EventStream, topics: list[str], rights: Any, authenticated: bool,
                  last_event_id: str | None, from_timestamp: int | None, heartbeat: Heartbeat | None = None) -> None:
