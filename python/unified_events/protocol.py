@@ -22,10 +22,12 @@ log = logging.getLogger("unified_events.protocol")
 
 
 class ClientSession:
+    __slots__ = ("stream", "conn", "_tasks", "guard")
+
     def __init__(self, stream: EventStream, conn: Connection) -> None:
         self.stream = stream
         self.conn = conn
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] | None = None  # created on the first publish/refresh
         self.guard: Any = None  # security.ws_guard.ConnectionGuard: permissions, limits, token lifetime
 
     def send(self, message: dict[str, Any]) -> None:
@@ -149,5 +151,7 @@ class ClientSession:
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
+        if self._tasks is None:
+            self._tasks = set()
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

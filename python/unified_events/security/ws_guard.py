@@ -29,6 +29,8 @@ log = logging.getLogger("unified_events.security")
 
 
 class ConnectionGuard:
+    __slots__ = ("security", "session", "rights", "address", "authenticated", "_timers", "deadline_s")
+
     def __init__(self, security: Security, session: ClientSession, rights: Rights, address: str,
                  authenticated: bool) -> None:
         self.security = security
@@ -36,7 +38,7 @@ class ConnectionGuard:
         self.rights = rights
         self.address = address
         self.authenticated = authenticated  # a token was checked at connect: its lifetime is enforced
-        self._timers: list[asyncio.TimerHandle] = []
+        self._timers: tuple[asyncio.TimerHandle, ...] = ()  # only for a token whose lifetime is enforced
         self.deadline_s: float | None = None
 
     # ------------------------------------------------------------------ frames
@@ -116,7 +118,7 @@ class ConnectionGuard:
         lifetime = max(0.0, deadline - now)
         notice = min(float(self.security.config.auth.expiry_notice_s), lifetime / 2)
         loop = asyncio.get_running_loop()
-        self._timers = [loop.call_later(lifetime - notice, self._warn), loop.call_later(lifetime, self._expire)]
+        self._timers = (loop.call_later(lifetime - notice, self._warn), loop.call_later(lifetime, self._expire))
 
     def _warn(self) -> None:
         assert self.deadline_s is not None
@@ -173,7 +175,7 @@ class ConnectionGuard:
     def _cancel_timers(self) -> None:
         for timer in self._timers:
             timer.cancel()
-        self._timers = []
+        self._timers = ()
 
     def close(self) -> None:
         self._cancel_timers()

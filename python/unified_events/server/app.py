@@ -25,9 +25,16 @@ from .ws import make_factory
 
 log = logging.getLogger("unified_events")
 
-# Reap peers that stopped answering (picows auto-ping).
+# Reap peers that stopped answering: ws.Heartbeat, one timer for all connections (not picows'
+# auto-ping, which runs a task per connection).
 _AUTO_PING_IDLE_S = 20
 _AUTO_PING_REPLY_S = 10
+# Memory per idle connection (bench/README.md, connections scenario). picows' read buffer starts at
+# 16 KiB per connection by default; 2 KiB (its minimum) holds any control frame and grows by
+# doubling for a larger one. aiofastnet's transports cost about 5 KiB more per connection than
+# uvloop's own. A plain LoggerAdapter stops picows from creating a child Logger per connection.
+_READ_BUFFER_BYTES = 2048
+_PICOWS_LOGGER = logging.LoggerAdapter(logging.getLogger("picows.server"), {})
 
 
 async def serve(config: Config, stream: EventStream | None = None) -> None:
@@ -50,10 +57,10 @@ async def serve(config: Config, stream: EventStream | None = None) -> None:
     loop = asyncio.get_running_loop()
 
     ws_server = await ws_create_server(
-        make_factory(stream), config.host, config.ws_port,
-        max_frame_size=config.max_frame_bytes,
-        enable_auto_ping=True, auto_ping_idle_timeout=_AUTO_PING_IDLE_S, auto_ping_reply_timeout=_AUTO_PING_REPLY_S,
+        make_factory(stream, _AUTO_PING_IDLE_S, _AUTO_PING_REPLY_S), config.host, config.ws_port,
+        max_frame_size=config.max_frame_bytes, enable_auto_ping=False,
         backlog=1024, ssl=server_ssl_context(config),
+        read_buffer_init_size=_READ_BUFFER_BYTES, use_aiofastnet=False, logger_name=_PICOWS_LOGGER,
     )
     ws_port = ws_server.sockets[0].getsockname()[1]
     http_port = config.http_port or _free_port(config.host)

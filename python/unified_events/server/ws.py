@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
+from multidict import CIMultiDict, CIMultiDictProxy
 from picows import (
     WSCloseCode,
     WSFrame,
@@ -42,6 +43,10 @@ WS_PATHS = ("/events", "/")
 _MAX_EARLY_FRAMES = 100
 _JSON = {"Content-Type": "application/json"}
 _TEXT = {"Content-Type": "text/plain"}
+# picows keeps the upgrade request and response on the transport for the connection's life, and reads
+# neither after the handshake; their header maps are about 2 KiB per idle connection. The factory
+# has read what it needs, so on_ws_connected swaps them for this shared, read-only empty one.
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
 
 
 class TransportSink:
@@ -72,11 +77,64 @@ class TransportSink:
         self.transport.disconnect()
 
 
+class Heartbeat:
+    """Reaps peers that stopped answering, with one timer for all connections.
+
+    picows' own auto-ping runs an asyncio task per connection (about 2 KiB each while idle). Here one
+    timer ticks every `reply_s`: a connection that sent nothing for `idle_s` gets a ping; one that
+    still sent nothing (not even the pong) one tick later is closed with 1001, as picows does.
+    The timer runs only while there are connections.
+    """
+
+    __slots__ = ("idle_ticks", "reply_s", "listeners", "_timer")
+
+    def __init__(self, idle_s: float, reply_s: float) -> None:
+        self.reply_s = reply_s
+        self.idle_ticks = max(1, round(idle_s / reply_s))
+        self.listeners: set[EventsListener] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, listener: EventsListener) -> None:
+        self.listeners.add(listener)
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.reply_s, self._tick)
+
+    def discard(self, listener: EventsListener) -> None:
+        self.listeners.discard(listener)
+
+    def _tick(self) -> None:
+        self._timer = None
+        ping_at = self.idle_ticks
+        for listener in list(self.listeners):
+            transport = listener.transport
+            if transport is None or transport.is_disconnected:
+                self.listeners.discard(listener)
+                continue
+            ticks = listener.idle_ticks + 1
+            listener.idle_ticks = ticks
+            if ticks == ping_at:
+                transport.send_ping()
+            elif ticks > ping_at:
+                self.listeners.discard(listener)
+                transport.send_close(WSCloseCode.GOING_AWAY,
+                                     f"peer has not replied to ping within {self.reply_s:g} second(s)".encode())
+                transport.disconnect()
+        if self.listeners:
+            self._timer = asyncio.get_running_loop().call_later(self.reply_s, self._tick)
+
+
 class EventsListener(WSListener):  # type: ignore[misc]
+    # One per connection: slots keep it small (WSListener already carries __weakref__ for picows).
+    __slots__ = ("stream", "topics", "rights", "authenticated", "address", "last_event_id", "from_timestamp",
+                 "conn", "session", "guard", "transport", "_early", "_fragments", "_fragment_bytes", "heartbeat",
+                 "idle_ticks")
+
     def __init__(self, stream: EventStream, topics: list[str], rights: Any, authenticated: bool,
-                 last_event_id: str | None, from_timestamp: int | None) -> None:
+                 last_event_id: str | None, from_timestamp: int | None, heartbeat: Heartbeat | None = None) -> None:
         super().__init__()
         self.stream = stream
+        self.heartbeat = heartbeat
+        self.idle_ticks = 0  # heartbeat ticks since the peer last sent a frame
         self.topics = topics
         self.rights = rights  # Rights, or an awaitable of them (async token validator)
         self.authenticated = authenticated
@@ -93,6 +151,12 @@ class EventsListener(WSListener):  # type: ignore[misc]
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
+        if transport.request is not None:
+            transport.request.headers = _NO_HEADERS
+        if transport.response is not None:
+            transport.response.headers = _NO_HEADERS
+        if self.heartbeat is not None:
+            self.heartbeat.add(self)
         security = security_for(self.stream)
         peer = transport.underlying_transport.get_extra_info("peername")
         address = str(peer[0]) if peer else "unknown"
@@ -144,6 +208,8 @@ class EventsListener(WSListener):  # type: ignore[misc]
             stream.add_subscription(conn, topic)
         self.session.send({"type": "connected", "connectionId": conn.connection_id, "topics": self.topics})
         stream.replay(conn, self.topics, self.last_event_id, self.from_timestamp)
+        # Only needed until here: an idle connection keeps nothing it will not use again.
+        self.topics = self.last_event_id = self.from_timestamp = self.rights = None  # type: ignore[assignment]
         self.guard.start()
 
     def _deliver(self, data: bytes) -> None:
@@ -153,6 +219,7 @@ class EventsListener(WSListener):  # type: ignore[misc]
             self._early.append(data)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        self.idle_ticks = 0
         kind = frame.msg_type
         if kind in (WSMsgType.TEXT, WSMsgType.BINARY):
             if frame.fin:
@@ -177,6 +244,8 @@ class EventsListener(WSListener):  # type: ignore[misc]
             transport.disconnect()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.discard(self)
         if self.guard is not None:
             self.guard.close()
         if self.conn is not None:
@@ -191,8 +260,12 @@ class EventsListener(WSListener):  # type: ignore[misc]
             self.stream.set_writable(self.conn, True)
 
 
-def make_factory(stream: EventStream) -> Any:
-    """The picows listener factory: runs the upgrade checks for each request."""
+def make_factory(stream: EventStream, ping_idle_s: float | None = None, ping_reply_s: float = 10.0) -> Any:
+    """The picows listener factory: runs the upgrade checks for each request. With `ping_idle_s`,
+    idle peers are pinged and the ones that do not answer are closed (`Heartbeat`); run picows
+    with `enable_auto_ping=False` then."""
+
+    heartbeat = Heartbeat(ping_idle_s, ping_reply_s) if ping_idle_s else None
 
     base_headers = dict(security_headers(stream.config))
 
@@ -255,7 +328,8 @@ def make_factory(stream: EventStream) -> Any:
                 if inspect.iscoroutine(rights):
                     rights.close()  # an async validator's pending check: never started
                 return json_error(400, "fromTimestamp must be epoch milliseconds (an integer)")
-        return EventsListener(stream, topics, rights, stream.config.require_auth, last_event_id, from_timestamp)
+        return EventsListener(stream, topics, rights, stream.config.require_auth, last_event_id, from_timestamp,
+                              heartbeat)
 
     return factory
 
