@@ -5,10 +5,27 @@ use std::ffi::CStr;
 
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::{RecordBatch, RecordBatchIterator};
+use arrow_schema::SchemaRef;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
 const STREAM_CAPSULE: &CStr = c"arrow_array_stream";
+
+/// The Arrow C stream capsule over `batches` (the PyCapsule interface's `__arrow_c_stream__`).
+/// The capsule owns the stream; a consumer moves it out, and dropping what is left calls its
+/// release callback only if it was not taken.
+pub fn stream_capsule<'py>(
+    py: Python<'py>,
+    batches: Vec<RecordBatch>,
+    schema: SchemaRef,
+) -> PyResult<Bound<'py, PyCapsule>> {
+    let reader = RecordBatchIterator::new(batches.into_iter().map(Ok), schema);
+    PyCapsule::new_with_value(
+        py,
+        FFI_ArrowArrayStream::new(Box::new(reader)),
+        STREAM_CAPSULE,
+    )
+}
 
 /// An immutable set of batches; each `__arrow_c_stream__` call streams them again.
 #[pyclass(name = "ArrowSnapshot", module = "unified_events._core", frozen)]
@@ -32,14 +49,7 @@ impl PyArrowSnapshot {
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = requested_schema;
-        let reader = RecordBatchIterator::new(
-            self.batches.clone().into_iter().map(Ok),
-            crate::hot::arrow::schema(),
-        );
-        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
-        // The capsule owns the stream; a consumer moves it out, and dropping what is left
-        // calls its release callback only if it was not taken.
-        PyCapsule::new_with_value(py, stream, STREAM_CAPSULE)
+        stream_capsule(py, self.batches.clone(), crate::hot::arrow::schema())
     }
 
     #[getter]

@@ -1,18 +1,13 @@
 //! `ColdConverter`: durable-log records -> the cold tier's Arrow batch (core: `crate::cold`),
 //! handed to pyarrow through the Arrow PyCapsule stream interface, without a copy.
 
-use std::ffi::CStr;
-
-use arrow_array::ffi_stream::FFI_ArrowArrayStream;
-use arrow_array::{RecordBatch, RecordBatchIterator};
+use arrow_array::RecordBatch;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyCapsule;
 
 use crate::cold::{Column, Converter, Kind};
-
-const STREAM_CAPSULE: &CStr = c"arrow_array_stream";
 
 #[pyclass(name = "ColdConverter", module = "unified_events._core", frozen)]
 pub struct PyColdConverter(Converter);
@@ -70,9 +65,6 @@ impl PyColdBatch {
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = requested_schema;
-        let schema = self.0.schema();
-        let reader = RecordBatchIterator::new(vec![Ok(self.0.clone())], schema);
-        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
-        PyCapsule::new_with_value(py, stream, STREAM_CAPSULE)
+        super::arrow::stream_capsule(py, vec![self.0.clone()], self.0.schema())
     }
 }
