@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any, Protocol, Sequence
 import orjson
 
 from . import _core, codes
-from .auth import TokenDecision, decision_from
 from .config import Config
 from .errors import EventValidationError, ShuttingDownError
 from .eventlog import EventLog, MemoryOnlyLog
@@ -254,16 +253,6 @@ class EventStream:
         return await self.publish(error_event(code, message, event_id, context, severity))
 
     # ------------------------------------------------------------------ connections
-
-    def check_connect_token(self, token: str) -> TokenDecision:
-        """Run the connect-time validator (sync). A validator that raises refuses the token."""
-        assert self.token_validator is not None
-        try:
-            result = self.token_validator(token)
-        except Exception:
-            log.warning("token validator raised", exc_info=True)
-            return TokenDecision(False)
-        return decision_from(result)
 
     def can_accept_connection(self) -> bool:
         return not self.shutting_down and len(self._conns) < self.config.max_connections
