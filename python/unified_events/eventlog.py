@@ -2,17 +2,13 @@
 
 An event is acknowledged only after `append` returns. Today's default keeps events in memory
 only (the hot tier); the segmented on-disk log with group-commit fsync, and a NATS JetStream
-log for multi-node deployments, implement the same two methods.
-
-A log may also offer, and the stream uses when present: `barrier()` (await until everything
-appended so far is durable; a duplicate is acknowledged only after it), `maintain()` (segment
-retention, run by the cleanup tick) and `stats()` (the `durableLog` block of /metrics).
+log for multi-node deployments, implement the same methods.
 `unified_events.durable.SegmentLog` is the on-disk implementation `unified-events serve` uses.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 from .events import Accepted
 
@@ -22,6 +18,15 @@ class EventLog(Protocol):
         """Make `events` durable under the configured policy; raise if they could not be.
         Concurrent calls return in the order they were made (the stream fans out on return)."""
 
+    async def barrier(self) -> None:
+        """Return once everything appended so far is durable (a duplicate is acknowledged only after it)."""
+
+    def maintain(self) -> int:
+        """Retention, run by the cleanup tick; returns how many segments it deleted."""
+
+    def stats(self) -> dict[str, Any] | None:
+        """The `durableLog` block of /metrics; None when there is nothing to report."""
+
     async def close(self) -> None: ...
 
 
@@ -29,6 +34,15 @@ class MemoryOnlyLog:
     """No durability: an acknowledged event lives in the hot tier only until retention or restart."""
 
     async def append(self, events: Sequence[Accepted]) -> None:
+        return None
+
+    async def barrier(self) -> None:
+        return None
+
+    def maintain(self) -> int:
+        return 0
+
+    def stats(self) -> dict[str, Any] | None:
         return None
 
     async def close(self) -> None:

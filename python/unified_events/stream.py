@@ -201,9 +201,8 @@ class EventStream:
                 result.delivered_to = self.deliver(accepted, to_all=to_all)
         if len(fresh) < len(results):
             # A duplicate is acknowledged only once its original is durable (the log's barrier).
-            barrier = getattr(self._log, "barrier", None)
-            if barrier is not None and any(isinstance(r, PublishResult) and r.duplicate for r in results):
-                await barrier()
+            if any(isinstance(r, PublishResult) and r.duplicate for r in results):
+                await self._log.barrier()
         return results
 
     def deliver(self, accepted: Accepted, *, to_all: bool = False) -> int:
@@ -388,12 +387,10 @@ class EventStream:
         for key in stale:
             del self._topic_stats[key]
         result = {"expired_events": expired, "pruned_dedup": pruned, "dropped_topic_stats": len(stale)}
-        maintain = getattr(self._log, "maintain", None)  # durable-log segment retention
-        if maintain is not None:
-            try:
-                result["deleted_log_segments"] = maintain()
-            except OSError:
-                log.exception("durable log retention failed")
+        try:
+            result["deleted_log_segments"] = self._log.maintain()  # durable-log segment retention
+        except OSError:
+            log.exception("durable log retention failed")
         return result
 
     def _slow_consumer_tick(self) -> None:
@@ -533,8 +530,7 @@ class EventStream:
 
     def log_stats(self) -> dict[str, Any] | None:
         """The durable log's positions, fsyncs and size; None for a log without stats (memory)."""
-        stats = getattr(self._log, "stats", None)
-        return stats() if stats is not None else None
+        return self._log.stats()
 
     def metrics_prometheus(self) -> str:
         return prometheus_text(self.metrics(), self.counters)
