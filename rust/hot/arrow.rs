@@ -14,9 +14,9 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 
-use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder, StringDictionaryBuilder};
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use rustc_hash::FxHashMap;
@@ -33,6 +33,10 @@ pub const SEGMENT_ROWS: usize = 4096;
 enum Kind {
     /// Text; a non-string JSON value is kept as its JSON text.
     Str,
+    /// Text with few distinct values (service, event type, topic, ...): dictionary-encoded, so
+    /// DuckDB groups and filters on the small integer keys (GROUP BY service_name over 1M rows:
+    /// ~4x cheaper for count(*)) and each distinct value is stored once per segment.
+    Cat,
     Int,
     Real,
     /// Any JSON value, kept as its JSON text (`payload`).
@@ -43,9 +47,9 @@ enum Kind {
 /// compatibility columns, `seq` and `extra`.
 const COLUMNS: &[(&str, Kind)] = &[
     ("id", Kind::Str),
-    ("event_type", Kind::Str),
-    ("event_name", Kind::Str),
-    ("ns", Kind::Str),
+    ("event_type", Kind::Cat),
+    ("event_name", Kind::Cat),
+    ("ns", Kind::Cat),
     ("trace_id", Kind::Str),
     ("span_id", Kind::Str),
     ("parent_id", Kind::Str),
@@ -55,28 +59,28 @@ const COLUMNS: &[(&str, Kind)] = &[
     ("is_leaf", Kind::Int),
     ("is_root", Kind::Int),
     ("timestamp", Kind::Str),
-    ("outcome", Kind::Str),
+    ("outcome", Kind::Cat),
     ("http_url", Kind::Str),
     ("http_status", Kind::Int),
     ("duration_ms", Kind::Real),
-    ("service_name", Kind::Str),
-    ("vital_name", Kind::Str),
+    ("service_name", Kind::Cat),
+    ("vital_name", Kind::Cat),
     ("vital_value", Kind::Real),
-    ("vital_rating", Kind::Str),
-    ("log_level", Kind::Str),
+    ("vital_rating", Kind::Cat),
+    ("log_level", Kind::Cat),
     ("log_message", Kind::Str),
     ("actor_id", Kind::Str),
     ("data", Kind::Str),
     ("attributes", Kind::Str),
     ("properties", Kind::Str),
     ("error_message", Kind::Str),
-    ("http_method", Kind::Str),
-    ("http_host", Kind::Str),
-    ("metric_name", Kind::Str),
+    ("http_method", Kind::Cat),
+    ("http_host", Kind::Cat),
+    ("metric_name", Kind::Cat),
     ("metric_value", Kind::Real),
-    ("metric_unit", Kind::Str),
-    ("topic", Kind::Str),
-    ("type", Kind::Str),
+    ("metric_unit", Kind::Cat),
+    ("topic", Kind::Cat),
+    ("type", Kind::Cat),
     ("payload", Kind::Json),
     ("timestamp_ms", Kind::Int),
 ];
@@ -91,7 +95,7 @@ pub const ARROW_ROW_FIXED: usize = {
     let mut i = 0;
     while i < COLUMNS.len() {
         total += match COLUMNS[i].1 {
-            Kind::Str | Kind::Json => 4,
+            Kind::Str | Kind::Cat | Kind::Json => 4,
             Kind::Int | Kind::Real => 8,
         };
         i += 1;
@@ -106,18 +110,39 @@ pub fn schema() -> SchemaRef {
         .get_or_init(|| {
             let mut fields: Vec<Field> = COLUMNS
                 .iter()
-                .map(|&(name, kind)| Field::new(name, data_type(kind), true))
+                .map(|&(name, kind)| {
+                    let field = Field::new(name, data_type(kind), true);
+                    if kind == Kind::Json {
+                        json_field(field)
+                    } else {
+                        field
+                    }
+                })
                 .collect();
             fields.push(Field::new(SEQ_COLUMN, DataType::Int64, false));
-            fields.push(Field::new(EXTRA_COLUMN, DataType::Utf8, true));
+            fields.push(json_field(Field::new(EXTRA_COLUMN, DataType::Utf8, true)));
             Arc::new(Schema::new(fields))
         })
         .clone()
 }
 
+/// Marks a text field as JSON with Arrow's canonical `arrow.json` extension type: DuckDB imports
+/// it as its JSON type, so `payload->>'status'` works without a cast in the `events` view (each
+/// cast cost the query ~0.5 ms of binding, whatever the row count).
+fn json_field(field: Field) -> Field {
+    field.with_metadata(
+        [
+            ("ARROW:extension:name".to_owned(), "arrow.json".to_owned()),
+            ("ARROW:extension:metadata".to_owned(), String::new()),
+        ]
+        .into(),
+    )
+}
+
 fn data_type(kind: Kind) -> DataType {
     match kind {
         Kind::Str | Kind::Json => DataType::Utf8,
+        Kind::Cat => DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
         Kind::Int => DataType::Int64,
         Kind::Real => DataType::Float64,
     }
@@ -125,6 +150,7 @@ fn data_type(kind: Kind) -> DataType {
 
 enum Builder {
     Str(StringBuilder),
+    Cat(StringDictionaryBuilder<Int32Type>),
     Int(Int64Builder),
     Real(Float64Builder),
 }
@@ -133,6 +159,7 @@ impl Builder {
     fn new(kind: Kind) -> Self {
         match kind {
             Kind::Str | Kind::Json => Self::Str(StringBuilder::with_capacity(SEGMENT_ROWS, 0)),
+            Kind::Cat => Self::Cat(StringDictionaryBuilder::with_capacity(SEGMENT_ROWS, 64, 0)),
             Kind::Int => Self::Int(Int64Builder::with_capacity(SEGMENT_ROWS)),
             Kind::Real => Self::Real(Float64Builder::with_capacity(SEGMENT_ROWS)),
         }
@@ -143,29 +170,21 @@ impl Builder {
     fn push(&mut self, kind: Kind, raw: Option<&RawValue>) -> usize {
         let text = raw.map(RawValue::get).filter(|t| *t != "null");
         match self {
-            Self::Str(b) => match text {
-                None => {
-                    b.append_null();
-                    0
+            Self::Str(b) => {
+                let value = text_value(kind, text);
+                b.append_option(value.as_deref());
+                value.map_or(0, |v| v.len())
+            }
+            Self::Cat(b) => {
+                let value = text_value(kind, text);
+                match &value {
+                    Some(v) => b.append_value(v),
+                    None => b.append_null(),
                 }
-                Some(t) if kind == Kind::Str && t.starts_with('"') => {
-                    // Borrowed when the string has no escapes (the common case): no allocation.
-                    match serde_json::from_str::<CowStr<'_>>(t) {
-                        Ok(CowStr(s)) => {
-                            b.append_value(&s);
-                            s.len()
-                        }
-                        Err(_) => {
-                            b.append_null();
-                            0
-                        }
-                    }
-                }
-                Some(t) => {
-                    b.append_value(t);
-                    t.len()
-                }
-            },
+                // Counted as if stored per row, as a `Str` is: the ring's byte budget stays an
+                // upper bound whatever the dictionary saves.
+                value.map_or(0, |v| v.len())
+            }
             Self::Int(b) => {
                 b.append_option(text.and_then(as_int));
                 0
@@ -180,6 +199,7 @@ impl Builder {
     fn finish(&mut self) -> ArrayRef {
         match self {
             Self::Str(b) => Arc::new(b.finish()),
+            Self::Cat(b) => Arc::new(b.finish()),
             Self::Int(b) => Arc::new(b.finish()),
             Self::Real(b) => Arc::new(b.finish()),
         }
@@ -188,9 +208,24 @@ impl Builder {
     fn finish_cloned(&self) -> ArrayRef {
         match self {
             Self::Str(b) => Arc::new(b.finish_cloned()),
+            Self::Cat(b) => Arc::new(b.finish_cloned()),
             Self::Int(b) => Arc::new(b.finish_cloned()),
             Self::Real(b) => Arc::new(b.finish_cloned()),
         }
+    }
+}
+
+/// The text a JSON value is stored as in a text column: a string unquoted (borrowed when it has
+/// no escapes, the common case: no allocation), any other value (and any `Json` column) as its
+/// JSON text. None for null or missing, and for a string that is not valid JSON.
+fn text_value(kind: Kind, text: Option<&str>) -> Option<Cow<'_, str>> {
+    let t = text?;
+    if kind != Kind::Json && t.starts_with('"') {
+        serde_json::from_str::<CowStr<'_>>(t)
+            .ok()
+            .map(|CowStr(s)| s)
+    } else {
+        Some(Cow::Borrowed(t))
     }
 }
 
@@ -483,6 +518,7 @@ impl ColumnStore {
                 Kind::Str => {
                     serde_json::to_writer(&mut out, column.as_string::<i32>().value(row)).ok()?
                 }
+                Kind::Cat => serde_json::to_writer(&mut out, dictionary_text(column, row)?).ok()?,
                 Kind::Json => {
                     out.extend_from_slice(column.as_string::<i32>().value(row).as_bytes())
                 }
@@ -528,6 +564,13 @@ impl ColumnStore {
             .map(|f| f.batch.get_array_memory_size())
             .sum()
     }
+}
+
+/// The text of row `row` of a `Cat` column (a dictionary of strings).
+fn dictionary_text(column: &ArrayRef, row: usize) -> Option<&str> {
+    let keys = column.as_dictionary::<Int32Type>();
+    let key = usize::try_from(keys.keys().value(row)).ok()?;
+    Some(keys.values().as_string::<i32>().value(key))
 }
 
 fn new_builders() -> Vec<Builder> {

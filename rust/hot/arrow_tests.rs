@@ -1,5 +1,5 @@
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::types::{Float64Type, Int32Type, Int64Type};
 use arrow_array::Array;
 
 use super::*;
@@ -191,4 +191,47 @@ fn segments_carry_keys_that_change_with_their_rows() {
         .map(RecordBatch::num_rows)
         .sum();
     assert_eq!(rows, SEGMENT_ROWS + 2);
+}
+
+/// A hot row as `events.py` writes it: every column, in `COLUMNS` order, compact.
+fn full_record(service: &str, seq: u64) -> Vec<u8> {
+    let members: Vec<String> = COLUMNS
+        .iter()
+        .map(|&(name, kind)| {
+            let value = match (name, kind) {
+                ("service_name", _) => serde_json::to_string(service).unwrap(),
+                ("id", _) => format!("\"ev-{seq}\""),
+                ("timestamp_ms", _) => seq.to_string(),
+                ("duration_ms", _) => "2.5".to_owned(),
+                (_, Kind::Cat) => "\"x\"".to_owned(),
+                _ => "null".to_owned(),
+            };
+            format!("\"{name}\":{value}")
+        })
+        .collect();
+    format!("{{{}}}", members.join(",")).into_bytes()
+}
+
+#[test]
+fn categorical_columns_are_dictionaries_and_rows_rebuild_byte_for_byte() {
+    let mut store = ColumnStore::new();
+    let services = ["api", "wo\"rk\u{e9}r", "db"];
+    for seq in 1..=SEGMENT_ROWS as u64 {
+        let service = services[seq as usize % services.len()];
+        store.push(seq, &full_record(service, seq), &frame(""));
+    }
+    let batch = &store.snapshot()[0];
+    let column = batch.column(schema().index_of("service_name").unwrap());
+    let dictionary = column.as_dictionary::<Int32Type>();
+    assert_eq!(
+        dictionary.values().len(),
+        3,
+        "each distinct value stored once"
+    );
+    assert_eq!(dictionary_text(column, 0), Some("wo\"rk\u{e9}r"));
+    for seq in [1, 2, 3, SEGMENT_ROWS as u64] {
+        let service = services[seq as usize % services.len()];
+        let expected = String::from_utf8(full_record(service, seq)).unwrap();
+        assert_eq!(store.row_json(seq).as_deref(), Some(expected.as_str()));
+    }
 }

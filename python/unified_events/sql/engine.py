@@ -5,7 +5,7 @@ the CPU), so queries never run on the event loop and never touch each other's st
 the query text is validated (cached by text, validate.py), the snapshot is taken on the loop (the
 Rust ring copies only its open segment; frozen segments are shared; with index pushdown only the
 matching rows), turned into a pyarrow Table on the worker (frozen segments come from a cache),
-registered as `hot_rows`, and the relations `events`,
+registered as `events`, and the relations
 `traces`, `logs`, `metrics`, `sessions` are views over it created once. A watchdog thread
 interrupts a query that runs past the timeout. Rows are serialised to JSON by DuckDB itself
 (`to_json`), so a 10 000-row answer costs the worker little GIL time."""
@@ -34,10 +34,10 @@ _PUSHDOWN_MAX_ROWS = 20_000
 # the hot tier has since freed are not kept alive by the cache.
 _CACHE_IDLE_S = 30.0
 
-# The hot tier's Arrow columns (rust/hot/arrow.rs); `payload` and `extra` hold JSON text and are
-# exposed as JSON so a legacy row's payload comes back as an object, as in the original.
+# The snapshot of the hot tier's Arrow columns (rust/hot/arrow.rs) is registered as `events` itself:
+# `payload` and `extra` carry the `arrow.json` extension type, so DuckDB reads them as JSON (a legacy
+# row's payload comes back as an object, as in the original) without a view casting them.
 _VIEWS = {
-    "events": "SELECT * REPLACE (payload::JSON AS payload, extra::JSON AS extra) FROM hot_rows",
     "traces": "SELECT * FROM events WHERE event_type = 'trace'",
     "logs": "SELECT * FROM events WHERE event_type = 'log'",
     "metrics": "SELECT * FROM events WHERE event_type = 'metric'",
@@ -47,6 +47,13 @@ _VIEWS = {
         "FROM events WHERE session_id IS NOT NULL GROUP BY session_id"
     ),
 }
+
+# `approx_quantile` is answered exactly. DuckDB's T-Digest costs ~95 ns per value; the exact
+# `quantile_disc` (a selection over the group's values) ~30 ns, and the hot tier is small enough
+# (bounded by its byte budget) to hold every value: GROUP BY service_name with the p95 of 1M rows
+# took 105 ms with T-Digest and 44 ms exact (one thread). Same result type, same column name, no
+# approximation error; a macro in the connection's catalog shadows the built-in.
+_EXACT_QUANTILES = "CREATE MACRO approx_quantile(x, q) AS quantile_disc(x, q)"
 
 _PARAM_TYPES = (str, int, float, bool, type(None))
 
@@ -130,6 +137,8 @@ class SqlEngine:
         self._frozen_keys: list[tuple[int, int]] | None = None  # of _frozen_table, all cached segments
         self._frozen_table: Any = None
         self._schema: Any = None
+        self._pushdown_rows = _CurrentSnapshot()
+        self._registered = "empty"  # what `events` is: "empty", "table" or "pushdown"
         self._watchdog = _Watchdog()
         self._idle_check: asyncio.TimerHandle | None = None
 
@@ -193,9 +202,10 @@ class SqlEngine:
             import pyarrow as pa
 
             self._schema = pa.table(self.hot.arrow_snapshot()).schema  # once: the views need a relation
-            con.register("hot_rows", self._schema.empty_table())
+            con.register("events", self._schema.empty_table())
             for name, body in _VIEWS.items():
                 con.execute(f"CREATE VIEW {name} AS {body}")
+            con.execute(_EXACT_QUANTILES)
             self._con = con
         return self._con
 
@@ -204,7 +214,7 @@ class SqlEngine:
 
         started = time.perf_counter()
         con = self._connection()
-        con.register("hot_rows", self._table(snapshot))  # shares the snapshot's buffers
+        self._expose(con, snapshot)
         self._watchdog.arm(con, self.timeout_s)
         try:
             wrapped = f"SELECT to_json(_q) FROM ({sql}) AS _q LIMIT {self.max_rows + 1}"
@@ -221,7 +231,7 @@ class SqlEngine:
             raise QueryFailed(str(exc).split("\n\n")[0], 500) from None
         finally:
             self._watchdog.disarm()
-            con.unregister("hot_rows")
+            self._pushdown_rows.current = None
         truncated = len(rows) > self.max_rows
         if truncated:
             rows = rows[: self.max_rows]
@@ -231,17 +241,31 @@ class SqlEngine:
         elapsed = round((time.perf_counter() - started) * 1000, 3)
         return QueryResult(body, columns, len(rows), truncated, elapsed)
 
+    def _expose(self, con: Any, snapshot: Any) -> None:
+        """Make `snapshot` the `events` relation (sharing its buffers).
 
-    def _table(self, snapshot: Any) -> Any:
-        """A pyarrow Table over the snapshot: an ArrowSnapshot (index pushdown) or segments.
+        An index-pushdown snapshot (a few rows) goes through `_pushdown_rows`, registered once:
+        registering a table costs DuckDB ~1 ms, more than the rest of a small query. A full
+        snapshot is registered as a pyarrow Table, whose scan reads only the columns the query
+        uses (a stream like `_pushdown_rows` would hand over all 39 for every batch). The last
+        registration stays until the next query; `_forget_segments` drops it when idle."""
+        if isinstance(snapshot, list):
+            con.register("events", self._table(snapshot))
+            self._registered = "table"
+            return
+        self._pushdown_rows.current = snapshot
+        if self._registered != "pushdown":
+            con.register("events", self._pushdown_rows)
+            self._registered = "pushdown"
+
+    def _table(self, snapshot: list[Any]) -> Any:
+        """A pyarrow Table over the snapshot's segments.
 
         The frozen segments' Table is kept while their keys stay the same (a segment freezes every
         4096 events), so a query usually only imports the open segment and concatenates two
         Tables: less GIL time on this thread, which the event loop would otherwise wait for."""
         import pyarrow as pa
 
-        if not isinstance(snapshot, list):
-            return pa.table(snapshot)
         frozen_keys = [(first_seq, live) for first_seq, live, frozen, _ in snapshot if frozen]
         if frozen_keys != self._frozen_keys:
             batches: list[Any] = []
@@ -260,6 +284,21 @@ class SqlEngine:
 
     def _forget_segments(self) -> None:
         self._segment_cache, self._frozen_keys, self._frozen_table = {}, None, None
+        if self._registered == "table":  # the registered Table holds the segments too
+            self._con.register("events", self._schema.empty_table())
+            self._registered = "empty"
+
+
+class _CurrentSnapshot:
+    """An Arrow stream source whose rows are the snapshot set for the query now running. DuckDB
+    asks a registered object for a fresh stream at every scan, so one registration serves every
+    query (and a query that scans `events` twice gets the same rows twice)."""
+
+    def __init__(self) -> None:
+        self.current: Any = None
+
+    def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
+        return self.current.__arrow_c_stream__(requested_schema)
 
 
 class _Watchdog:
