@@ -99,9 +99,8 @@ class HotTier:
         """Every record, in insertion order."""
     def arrow_snapshot(self) -> ArrowSnapshot:
         """The held rows as Arrow columns (the `events` relation of SQL queries), as of this call."""
-    def arrow_segments(self) -> list[tuple[int, int, bool, ArrowSnapshot]]:
-        """`arrow_snapshot` by segment: (first seq, live rows, frozen, rows). A frozen segment's rows
-        stay the same while its (first seq, live rows) key does, so derived data can be cached."""
+    def arrow_segments(self) -> ArrowSegments:
+        """`arrow_snapshot` by segment, in one cheap call (for the SQL engine's per-segment cache)."""
     def arrow_snapshot_where(self, field: str, value: str, max_rows: int) -> ArrowSnapshot | None:
         """Like `arrow_snapshot`, only the events whose indexed `field` (as in `find`) equals `value`;
         None when more than `max_rows` match."""
@@ -230,6 +229,17 @@ class ArrowSnapshot:
     @property
     def nbytes(self) -> int:
         """Bytes of the Arrow buffers referenced (shared with the hot tier)."""
+
+class ArrowSegments:
+    """The hot tier's live rows by segment, as of `HotTier.arrow_segments()`."""
+
+    def frozen_keys(self) -> list[tuple[int, int]]:
+        """(first seq, live rows) per frozen segment, in order; a segment's rows stay the same while
+        its key does, so derived data can be cached under it."""
+    def frozen(self, i: int) -> ArrowSnapshot:
+        """The rows of the i-th frozen segment."""
+    def open(self) -> ArrowSnapshot | None:
+        """The live rows of the open segment (a copy), None when it has none."""
 
 class ColdBatch:
     """Archiver rows converted in Rust, readable by pyarrow through `__arrow_c_stream__`."""

@@ -66,3 +66,49 @@ impl PyArrowSnapshot {
             .sum()
     }
 }
+
+/// One segment of the hot tier's columns: (first seq, live rows, frozen, batches).
+type Segment = (u64, usize, bool, Vec<RecordBatch>);
+
+/// The hot tier's live rows by segment, taken on the event loop in one call: cloning the frozen
+/// segments' batches is a few reference counts each, and no Python object is made per segment
+/// until the SQL worker asks for one it has not cached (`frozen_keys`, `frozen`, `open`).
+#[pyclass(name = "ArrowSegments", module = "unified_events._core", frozen)]
+pub struct PyArrowSegments {
+    frozen: Vec<Segment>,
+    open: Option<Segment>,
+}
+
+impl PyArrowSegments {
+    pub fn new(segments: Vec<Segment>) -> Self {
+        let (frozen, open): (Vec<Segment>, Vec<Segment>) = segments.into_iter().partition(|s| s.2);
+        Self {
+            frozen,
+            open: open.into_iter().next(),
+        }
+    }
+}
+
+#[pymethods]
+impl PyArrowSegments {
+    /// (first seq, live rows) of each frozen segment, in order. A frozen segment's rows stay the
+    /// same while its key does, so what is derived from them can be cached under it.
+    fn frozen_keys(&self) -> Vec<(u64, usize)> {
+        self.frozen.iter().map(|s| (s.0, s.1)).collect()
+    }
+
+    /// The rows of the `i`-th frozen segment.
+    fn frozen(&self, i: usize) -> PyResult<PyArrowSnapshot> {
+        self.frozen
+            .get(i)
+            .map(|s| PyArrowSnapshot::new(s.3.clone()))
+            .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("no such frozen segment"))
+    }
+
+    /// The live rows of the open segment (a copy), or None when it has none.
+    fn open(&self) -> Option<PyArrowSnapshot> {
+        self.open
+            .as_ref()
+            .map(|s| PyArrowSnapshot::new(s.3.clone()))
+    }
+}

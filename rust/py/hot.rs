@@ -101,21 +101,9 @@ impl PyHotTier {
         super::arrow::PyArrowSnapshot::new(self.0.arrow_snapshot())
     }
 
-    /// The held rows by segment: (first seq, live rows, frozen, snapshot). A frozen segment's
-    /// rows are the same for as long as its (first seq, live rows) key is.
-    fn arrow_segments(&self) -> Vec<(u64, usize, bool, super::arrow::PyArrowSnapshot)> {
-        self.0
-            .arrow_segments()
-            .into_iter()
-            .map(|(first, live, frozen, batches)| {
-                (
-                    first,
-                    live,
-                    frozen,
-                    super::arrow::PyArrowSnapshot::new(batches),
-                )
-            })
-            .collect()
+    /// The held rows by segment (see `ArrowSegments`), consistent as of this call.
+    fn arrow_segments(&self) -> super::arrow::PyArrowSegments {
+        super::arrow::PyArrowSegments::new(self.0.arrow_segments())
     }
 
     /// The rows whose indexed `field` equals `value`, or None when more than `max_rows` match.

@@ -77,6 +77,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(log::encode_event_record, m)?)?;
     m.add_class::<log::PyLogReader>()?;
     m.add_class::<arrow::PyArrowSnapshot>()?;
+    m.add_class::<arrow::PyArrowSegments>()?;
     m.add_class::<cold::PyColdConverter>()?;
     m.add_class::<cold::PyColdBatch>()?;
     Ok(())

@@ -89,6 +89,26 @@ def test_aggregates_group_by_and_quantiles(loaded: Server) -> None:
     assert errors == [{"n": 2}]
 
 
+def test_approx_quantile_is_answered_exactly(loaded: Server) -> None:
+    """The engine answers `approx_quantile` with the exact `quantile_disc` (engine.py says why):
+    the value is an element of the group, and an unaliased column keeps the name it is asked by."""
+    result = query(loaded, "SELECT service_name, approx_quantile(duration_ms, 0.75), "
+                           "approx_quantile(duration_ms, [0.25, 1.0]) AS qs FROM traces GROUP BY 1 ORDER BY 1")
+    assert result["columns"] == ["service_name", "approx_quantile(duration_ms, 0.75)", "qs"]
+    by_service = {r["service_name"]: r for r in result["rows"]}
+    assert by_service["api"]["approx_quantile(duration_ms, 0.75)"] == 30.0  # nearest rank of 10, 20, 30, 40
+    assert by_service["api"]["qs"] == [10.0, 40.0]
+    assert by_service["db"]["approx_quantile(duration_ms, 0.75)"] == 7.0
+
+
+def test_low_cardinality_columns_are_plain_text_to_queries(loaded: Server) -> None:
+    """service_name, event_type, topic, ... are dictionary-encoded in the hot tier (rust/hot/arrow.rs);
+    queries see VARCHAR, compare, group and concatenate them as text."""
+    rows = query(loaded, "SELECT typeof(service_name) AS t, service_name || '!' AS s, count(*) AS n FROM events "
+                         "WHERE service_name IN ('api', 'db') AND event_type = 'trace' GROUP BY ALL ORDER BY s")["rows"]
+    assert rows == [{"t": "VARCHAR", "s": "api!", "n": 4}, {"t": "VARCHAR", "s": "db!", "n": 2}]
+
+
 def test_views_split_by_event_type(loaded: Server) -> None:
     counts = {name: query(loaded, f"SELECT count(*) AS n FROM {name}")["rows"][0]["n"]
               for name in ("traces", "logs", "metrics")}

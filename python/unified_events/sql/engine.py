@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from .._core import ArrowSegments
 from ..errors import EventValidationError
 from .pushdown import index_filter
 from .validate import checked
@@ -249,7 +250,7 @@ class SqlEngine:
         snapshot is registered as a pyarrow Table, whose scan reads only the columns the query
         uses (a stream like `_pushdown_rows` would hand over all 39 for every batch). The last
         registration stays until the next query; `_forget_segments` drops it when idle."""
-        if isinstance(snapshot, list):
+        if isinstance(snapshot, ArrowSegments):
             con.register("events", self._table(snapshot))
             self._registered = "table"
             return
@@ -258,29 +259,29 @@ class SqlEngine:
             con.register("events", self._pushdown_rows)
             self._registered = "pushdown"
 
-    def _table(self, snapshot: list[Any]) -> Any:
-        """A pyarrow Table over the snapshot's segments.
+    def _table(self, segments: Any) -> Any:
+        """A pyarrow Table over the snapshot's segments (an `ArrowSegments`).
 
         The frozen segments' Table is kept while their keys stay the same (a segment freezes every
         4096 events), so a query usually only imports the open segment and concatenates two
         Tables: less GIL time on this thread, which the event loop would otherwise wait for."""
         import pyarrow as pa
 
-        frozen_keys = [(first_seq, live) for first_seq, live, frozen, _ in snapshot if frozen]
+        frozen_keys = segments.frozen_keys()
         if frozen_keys != self._frozen_keys:
             batches: list[Any] = []
             keep: dict[tuple[int, int], list[Any]] = {}
-            for first_seq, live, frozen, rows in snapshot:
-                if frozen:
-                    key = (first_seq, live)
-                    cached = self._segment_cache.get(key)
-                    keep[key] = cached if cached is not None else pa.table(rows).to_batches()
-                    batches.extend(keep[key])
+            for i, key in enumerate(frozen_keys):
+                cached = self._segment_cache.get(key)
+                keep[key] = cached if cached is not None else pa.table(segments.frozen(i)).to_batches()
+                batches.extend(keep[key])
             self._segment_cache = keep
             self._frozen_keys = frozen_keys
             self._frozen_table = pa.Table.from_batches(batches, schema=self._schema)
-        open_rows = [pa.table(rows) for _, _, frozen, rows in snapshot if not frozen]
-        return pa.concat_tables([self._frozen_table, *open_rows]) if open_rows else self._frozen_table
+        open_rows = segments.open()
+        if open_rows is None:
+            return self._frozen_table
+        return pa.concat_tables([self._frozen_table, pa.table(open_rows)])
 
     def _forget_segments(self) -> None:
         self._segment_cache, self._frozen_keys, self._frozen_table = {}, None, None
