@@ -284,9 +284,36 @@ fn is_column(key: &str) -> bool {
 
 struct Frozen {
     first_seq: u64,
-    batch: RecordBatch,
+    /// Behind an `Arc` so a snapshot takes a whole segment with one reference count, not one per
+    /// column (~1 µs per segment, 0.25 ms per snapshot of 1M rows on the event loop).
+    batch: Arc<RecordBatch>,
     alive: Vec<bool>,
     live: usize,
+}
+
+/// One segment's live rows in a snapshot (`ColumnStore::segments`).
+pub struct SegmentRows {
+    pub first_seq: u64,
+    pub live: usize,
+    /// False for the open segment, whose rows are a copy that changes with every event.
+    pub frozen: bool,
+    rows: Rows,
+}
+
+enum Rows {
+    /// A segment with no evicted row, shared with the store.
+    Whole(Arc<RecordBatch>),
+    /// Slices of the runs of live rows.
+    Runs(Vec<RecordBatch>),
+}
+
+impl SegmentRows {
+    pub fn batches(&self) -> Vec<RecordBatch> {
+        match &self.rows {
+            Rows::Whole(batch) => vec![RecordBatch::clone(batch)],
+            Rows::Runs(runs) => runs.clone(),
+        }
+    }
 }
 
 pub struct ColumnStore {
@@ -368,7 +395,7 @@ impl ColumnStore {
         if live > 0 {
             self.frozen.push_back(Frozen {
                 first_seq,
-                batch,
+                batch: Arc::new(batch),
                 alive,
                 live,
             });
@@ -411,7 +438,7 @@ impl ColumnStore {
         let mut out = Vec::new();
         for seg in &self.frozen {
             if seg.live == seg.alive.len() {
-                out.push(seg.batch.clone()); // the common case: nothing evicted from it
+                out.push(RecordBatch::clone(&seg.batch)); // the common case: nothing evicted from it
             } else {
                 push_live_runs(&mut out, &seg.batch, &seg.alive);
             }
@@ -424,28 +451,38 @@ impl ColumnStore {
         out
     }
 
-    /// The live rows by segment: `(first seq, live rows, frozen, batches)`. A frozen segment's
-    /// batches stay the same as long as its first seq and live count do, so a consumer may
-    /// cache what it derives from them under that key; the open segment is a fresh copy.
-    pub fn segments(&self) -> Vec<(u64, usize, bool, Vec<RecordBatch>)> {
+    /// The live rows by segment, in order. A frozen segment's rows stay the same as long as its
+    /// first seq and live count do, so a consumer may cache what it derives from them under that
+    /// key; the open segment is a fresh copy.
+    pub fn segments(&self) -> Vec<SegmentRows> {
         let mut out = Vec::with_capacity(self.frozen.len() + 1);
         for seg in &self.frozen {
-            let batches = if seg.live == seg.alive.len() {
-                vec![seg.batch.clone()]
+            let rows = if seg.live == seg.alive.len() {
+                Rows::Whole(Arc::clone(&seg.batch))
             } else {
                 let mut runs = Vec::new();
                 push_live_runs(&mut runs, &seg.batch, &seg.alive);
-                runs
+                Rows::Runs(runs)
             };
-            out.push((seg.first_seq, seg.live, true, batches));
+            out.push(SegmentRows {
+                first_seq: seg.first_seq,
+                live: seg.live,
+                frozen: true,
+                rows,
+            });
         }
         let live = self.open_alive.iter().filter(|a| **a).count();
         if live > 0 {
             let columns = self.builders.iter().map(Builder::finish_cloned).collect();
             let batch = RecordBatch::try_new(schema(), columns).expect("builders match the schema");
-            let mut batches = Vec::new();
-            push_live_runs(&mut batches, &batch, &self.open_alive);
-            out.push((self.open_first_seq, live, false, batches));
+            let mut runs = Vec::new();
+            push_live_runs(&mut runs, &batch, &self.open_alive);
+            out.push(SegmentRows {
+                first_seq: self.open_first_seq,
+                live,
+                frozen: false,
+                rows: Rows::Runs(runs),
+            });
         }
         out
     }
@@ -554,7 +591,7 @@ impl ColumnStore {
             .partition_point(|f| f.first_seq <= seq)
             .checked_sub(1)?;
         let seg = &self.frozen[i];
-        Some((seg.first_seq, seg.batch.clone(), &seg.alive))
+        Some((seg.first_seq, RecordBatch::clone(&seg.batch), &seg.alive))
     }
 
     /// Bytes held by the Arrow buffers (frozen segments and open builders' data so far).

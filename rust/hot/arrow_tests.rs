@@ -175,7 +175,7 @@ fn segments_carry_keys_that_change_with_their_rows() {
     let keys = |s: &ColumnStore| -> Vec<(u64, usize, bool)> {
         s.segments()
             .iter()
-            .map(|(f, l, z, _)| (*f, *l, *z))
+            .map(|s| (s.first_seq, s.live, s.frozen))
             .collect()
     };
     assert_eq!(
@@ -187,8 +187,8 @@ fn segments_carry_keys_that_change_with_their_rows() {
     let rows: usize = store
         .segments()
         .iter()
-        .flat_map(|s| &s.3)
-        .map(RecordBatch::num_rows)
+        .flat_map(SegmentRows::batches)
+        .map(|b| b.num_rows())
         .sum();
     assert_eq!(rows, SEGMENT_ROWS + 2);
 }

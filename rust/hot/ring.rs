@@ -353,7 +353,7 @@ impl HotTier {
 
     /// `arrow_snapshot` split by segment, for consumers that cache per frozen segment
     /// (see `arrow::ColumnStore::segments`).
-    pub fn arrow_segments(&self) -> Vec<(u64, usize, bool, Vec<arrow_array::RecordBatch>)> {
+    pub fn arrow_segments(&self) -> Vec<super::arrow::SegmentRows> {
         self.columns.segments()
     }
 

@@ -6,6 +6,8 @@ use std::ffi::CStr;
 use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::{RecordBatch, RecordBatchIterator};
 use arrow_schema::SchemaRef;
+
+use crate::hot::arrow::SegmentRows;
 use pyo3::prelude::*;
 use pyo3::types::PyCapsule;
 
@@ -67,21 +69,19 @@ impl PyArrowSnapshot {
     }
 }
 
-/// One segment of the hot tier's columns: (first seq, live rows, frozen, batches).
-type Segment = (u64, usize, bool, Vec<RecordBatch>);
-
-/// The hot tier's live rows by segment, taken on the event loop in one call: cloning the frozen
-/// segments' batches is a few reference counts each, and no Python object is made per segment
-/// until the SQL worker asks for one it has not cached (`frozen_keys`, `frozen`, `open`).
+/// The hot tier's live rows by segment, taken on the event loop in one call: a frozen segment
+/// is one reference count, and no Python object is made per segment until the SQL worker asks
+/// for one it has not cached (`frozen_keys`, `frozen`, `open`).
 #[pyclass(name = "ArrowSegments", module = "unified_events._core", frozen)]
 pub struct PyArrowSegments {
-    frozen: Vec<Segment>,
-    open: Option<Segment>,
+    frozen: Vec<SegmentRows>,
+    open: Option<SegmentRows>,
 }
 
 impl PyArrowSegments {
-    pub fn new(segments: Vec<Segment>) -> Self {
-        let (frozen, open): (Vec<Segment>, Vec<Segment>) = segments.into_iter().partition(|s| s.2);
+    pub fn new(segments: Vec<SegmentRows>) -> Self {
+        let (frozen, open): (Vec<SegmentRows>, Vec<SegmentRows>) =
+            segments.into_iter().partition(|s| s.frozen);
         Self {
             frozen,
             open: open.into_iter().next(),
@@ -94,14 +94,14 @@ impl PyArrowSegments {
     /// (first seq, live rows) of each frozen segment, in order. A frozen segment's rows stay the
     /// same while its key does, so what is derived from them can be cached under it.
     fn frozen_keys(&self) -> Vec<(u64, usize)> {
-        self.frozen.iter().map(|s| (s.0, s.1)).collect()
+        self.frozen.iter().map(|s| (s.first_seq, s.live)).collect()
     }
 
     /// The rows of the `i`-th frozen segment.
     fn frozen(&self, i: usize) -> PyResult<PyArrowSnapshot> {
         self.frozen
             .get(i)
-            .map(|s| PyArrowSnapshot::new(s.3.clone()))
+            .map(|s| PyArrowSnapshot::new(s.batches()))
             .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("no such frozen segment"))
     }
 
@@ -109,6 +109,6 @@ impl PyArrowSegments {
     fn open(&self) -> Option<PyArrowSnapshot> {
         self.open
             .as_ref()
-            .map(|s| PyArrowSnapshot::new(s.3.clone()))
+            .map(|s| PyArrowSnapshot::new(s.batches()))
     }
 }
