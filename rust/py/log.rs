@@ -45,6 +45,27 @@ impl PyDurableLog {
         Ok(self.0.append(&slices)?)
     }
 
+    /// Write the log records of the legacy-batch events `fresh` selects (all when None), as
+    /// `append` of their `records.encode` payloads; returns the last position.
+    #[pyo3(signature = (batch, accepted_at_ms, fresh = None))]
+    fn append_legacy(
+        &self,
+        batch: &Bound<'_, super::ingest::PyLegacyBatch>,
+        accepted_at_ms: i64,
+        fresh: Option<Vec<bool>>,
+    ) -> PyResult<u64> {
+        let payloads: Vec<Vec<u8>> = batch
+            .get()
+            .selected(&fresh)
+            .map(|e| {
+                let mut out = Vec::new();
+                e.encode_record(accepted_at_ms, &mut out);
+                out
+            })
+            .collect();
+        Ok(self.0.append(&payloads)?)
+    }
+
     /// Block (without the GIL) until `position` is durable or `timeout_ms` passes; returns the
     /// durable position. Raises OSError once the writer has failed.
     fn wait_durable(&self, py: Python<'_>, position: u64, timeout_ms: u64) -> PyResult<u64> {

@@ -54,6 +54,15 @@ class SegmentLog:
         accepted_at = now_ms()
         encode_record = _core.encode_event_record  # `records.encode` without its Python frame
         last = self._writer.append([encode_record(a, accepted_at) for a in events])
+        await self._acknowledge(last)
+
+    async def append_legacy(self, batch: _core.LegacyBatch, fresh: list[bool] | None) -> None:
+        """`append` of a fast-path batch: the records are encoded and written in one Rust call."""
+        last = self._writer.append_legacy(batch, now_ms(), fresh)
+        await self._acknowledge(last)
+
+    async def _acknowledge(self, last: int) -> None:
+        """Return once the append that ended at `last` may be acknowledged (see below)."""
         if self.durability != "fsync":
             return
         # Appends return in log order: the caller fans out as soon as this returns, so an append
