@@ -181,7 +181,8 @@ class DurableLog:
     def append_legacy(self, batch: LegacyBatch, accepted_at_ms: int, fresh: list[bool] | None = None) -> int:
         """`append` of the `records.encode` payloads of the selected events of `batch`."""
     def append(self, payloads: list[bytes]) -> int:
-        """Write consecutive records (no fsync); returns the position of the last one."""
+        """Write consecutive records (no fsync; under "fsync" the committer thread writes them just
+        before its fsync); returns the position of the last one."""
     def wait_durable(self, position: int, timeout_ms: int) -> int:
         """Block (GIL released) until `position` is durable or the timeout; returns the durable
         position. OSError once a write or fsync has failed (the writer accepts nothing more)."""

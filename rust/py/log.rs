@@ -39,7 +39,8 @@ impl PyDurableLog {
         })?))
     }
 
-    /// Write the payloads as consecutive records (no fsync); returns the last position.
+    /// Write the payloads as consecutive records (no fsync; under `fsync` the committer thread
+    /// writes them before its fsync); returns the last position.
     fn append(&self, payloads: Vec<Bound<'_, PyBytes>>) -> PyResult<u64> {
         let slices: Vec<&[u8]> = payloads.iter().map(|b| b.as_bytes()).collect();
         Ok(self.0.append(&slices)?)

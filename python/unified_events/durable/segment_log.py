@@ -1,12 +1,14 @@
 """`SegmentLog`: the `EventLog` of `unified-events serve`, over the Rust segmented log.
 
-The append path never blocks the event loop on an fsync. `append` encodes the batch and writes it
-in the loop thread (a page-cache write), then, under `durability = "fsync"`, awaits a future.
-The Rust committer thread fsyncs everything written so far and signals an eventfd the loop
+The append path never blocks the event loop on an fsync, nor under `durability = "fsync"` on a
+write. `append` encodes the batch; under `fsync` the Rust writer queues the records, and its
+committer thread writes everything queued so far, fsyncs it and signals an eventfd the loop
 watches (`add_reader`, no Python thread and no GIL hand-off); the loop then resolves every future
 whose last position the new durable position covers. One fsync acknowledges every batch written
 before it started (group commit). Appends return in log order, even one whose record is already
-durable when it looks (see `append`). Under `interval` and `none` the append returns once written.
+durable when it looks (see `append`). Under `interval` and `none` the append writes the batch in the
+loop thread (a page-cache write) and returns once written. A failed write or fsync fails every
+waiter, and every later append.
 """
 
 from __future__ import annotations
