@@ -3,6 +3,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
+use std::io::Write;
 
 /// Up to 9999-12-31T23:59:59.999Z: the range `iso_from_ms` writes with a 4-digit year.
 pub const MAX_ISO_MS: i64 = 253_402_300_799_999;
@@ -70,15 +71,24 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// `2024-01-01T00:00:00.000Z` for epoch ms in `0..=MAX_ISO_MS`.
 pub fn iso_from_ms(ms: i64) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_iso_from_ms(&mut out, ms);
+    String::from_utf8(out).expect("ASCII")
+}
+
+/// `iso_from_ms`, appended to `out`.
+pub fn write_iso_from_ms(out: &mut Vec<u8>, ms: i64) {
     let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (year, month, day) = civil_from_days(days);
-    format!(
+    write!(
+        out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
     )
+    .expect("Vec write");
 }
 
 #[cfg(test)]

@@ -5,12 +5,13 @@
 //! whole batch `None`, and the caller runs the Python path, which owns every error message.
 
 use std::borrow::Cow;
+use std::io::Write;
 
 use serde_json::value::RawValue;
 
 use super::canonical::{canonical, write_json_string};
-use super::ids::{iso_from_ms, IdGen, MAX_ISO_MS};
-use crate::hot::json::{ordered_members, CowStr};
+use super::ids::{write_iso_from_ms, IdGen, MAX_ISO_MS};
+use crate::hot::json::{ordered_members_sized, CowStr};
 use crate::topic::check_topic;
 
 /// One accepted legacy event: `events.Accepted` with ns = topic and no trace/session/correlation.
@@ -82,7 +83,7 @@ const ROW: [(&str, Fill); 37] = [
 /// The members of a JSON object, or None when it is not one or repeats a key (Python would keep
 /// the last value; the fast path does not go there).
 fn members(raw: &str) -> Option<Vec<(Cow<'_, str>, &RawValue)>> {
-    let members = ordered_members(raw)?;
+    let members = ordered_members_sized(raw, 5)?; // a legacy event has at most 5 members we read
     for (i, (key, _)) in members.iter().enumerate() {
         if members[..i].iter().any(|(k, _)| k == key) {
             return None;
@@ -115,7 +116,7 @@ struct Values<'a> {
     topic: &'a [u8],
     payload: &'a [u8],
     data: &'a [u8],
-    iso: &'a str,
+    iso: &'a [u8],
     timestamp: &'a [u8],
 }
 
@@ -153,7 +154,7 @@ fn row(v: &Values<'_>) -> Vec<u8> {
             Fill::Topic => out.extend_from_slice(v.topic),
             Fill::Iso => {
                 out.push(b'"');
-                out.extend_from_slice(v.iso.as_bytes());
+                out.extend_from_slice(v.iso);
                 out.push(b'"');
             }
             Fill::Data => out.extend_from_slice(v.data),
@@ -171,7 +172,12 @@ fn is_falsy(payload_json: &[u8]) -> bool {
 }
 
 /// One body `{"topic"?, "event"?: {...}}`, as `events.parse_body` would accept it, or None.
-fn accept(body: &RawValue, now_ms: i64, ids: &mut IdGen) -> Option<LegacyEvent> {
+fn accept(
+    body: &RawValue,
+    now_ms: i64,
+    ids: &mut IdGen,
+    scratch: &mut Vec<u8>,
+) -> Option<LegacyEvent> {
     let body = members(body.get())?;
     let (mut topic, mut event) = (None, None);
     for (key, value) in &body {
@@ -210,32 +216,63 @@ fn accept(body: &RawValue, now_ms: i64, ids: &mut IdGen) -> Option<LegacyEvent> 
     if !(0..=MAX_ISO_MS).contains(&timestamp_ms) {
         return None;
     }
-    let mut payload = Vec::new();
-    match field("payload").map(RawValue::get) {
-        None | Some("null") => payload.extend_from_slice(b"{}"),
-        Some(text) => canonical(text, &mut payload)?,
-    }
-    let mut data = Vec::new();
-    if is_falsy(&payload) {
-        data.extend_from_slice(b"null");
-    } else {
-        // orjson.dumps(payload_json.decode()): the payload's JSON as a JSON string.
-        write_json_string(&mut data, std::str::from_utf8(&payload).ok()?);
-    }
-    let (mut id_json, mut type_json, mut topic_json) = (Vec::new(), Vec::new(), Vec::new());
-    write_json_string(&mut id_json, &event_id);
-    write_json_string(&mut type_json, &event_type);
-    write_json_string(&mut topic_json, &topic);
-    let iso = iso_from_ms(timestamp_ms);
-    let timestamp = timestamp_ms.to_string();
+    // Every serialised value goes into one scratch buffer, reused across the batch.
+    scratch.clear();
+    let payload = {
+        let start = scratch.len();
+        match field("payload").map(RawValue::get) {
+            None | Some("null") => scratch.extend_from_slice(b"{}"),
+            Some(text) => canonical(text, scratch)?,
+        }
+        start..scratch.len()
+    };
+    let data = {
+        let start = scratch.len();
+        if is_falsy(&scratch[payload.clone()]) {
+            scratch.extend_from_slice(b"null");
+        } else {
+            // orjson.dumps(payload_json.decode()): the payload's JSON as a JSON string. Compact
+            // JSON holds no raw control characters, so only quotes and backslashes get escaped.
+            scratch.push(b'"');
+            for i in payload.clone() {
+                let b = scratch[i];
+                if b == b'"' || b == b'\\' {
+                    scratch.push(b'\\');
+                }
+                scratch.push(b);
+            }
+            scratch.push(b'"');
+        }
+        start..scratch.len()
+    };
+    let mut json_string = |text: &str| {
+        let start = scratch.len();
+        write_json_string(scratch, text);
+        start..scratch.len()
+    };
+    let (id_json, type_json, topic_json) = (
+        json_string(&event_id),
+        json_string(&event_type),
+        json_string(&topic),
+    );
+    let iso = {
+        let start = scratch.len();
+        write_iso_from_ms(scratch, timestamp_ms);
+        start..scratch.len()
+    };
+    let timestamp = {
+        let start = scratch.len();
+        write!(scratch, "{timestamp_ms}").expect("Vec write");
+        start..scratch.len()
+    };
     let values = Values {
-        id: &id_json,
-        event_type: &type_json,
-        topic: &topic_json,
-        payload: &payload,
-        data: &data,
-        iso: &iso,
-        timestamp: timestamp.as_bytes(),
+        id: &scratch[id_json],
+        event_type: &scratch[type_json],
+        topic: &scratch[topic_json],
+        payload: &scratch[payload],
+        data: &scratch[data],
+        iso: &scratch[iso],
+        timestamp: &scratch[timestamp],
     };
     Some(LegacyEvent {
         frame: frame(&values),
@@ -260,7 +297,11 @@ pub fn accept_legacy_batch(
     if items.is_empty() || items.len() > max_events {
         return None;
     }
-    items.iter().map(|item| accept(item, now_ms, ids)).collect()
+    let mut scratch = Vec::with_capacity(1024);
+    items
+        .iter()
+        .map(|item| accept(item, now_ms, ids, &mut scratch))
+        .collect()
 }
 
 /// Fixed part of an event record payload (durable/records.py, version 1): u8 version,
