@@ -167,3 +167,10 @@ def test_log_records_and_hot_rows_of_a_batch(tmp_path):
     assert hot.records() == [a.record for a in expected]
     assert [f for _, f in batch.frames(fresh)] == [a.frame for a in expected]
     assert batch.last_timestamp_ms(fresh) == NOW
+
+
+@settings(max_examples=300, deadline=None)
+@given(ts=st.integers(0, 253_402_300_799_999), event_id=strings, topic=topics)
+def test_timestamps_ids_and_topics_match_the_python_path(ts, event_id, topic):
+    items = [{"topic": topic, "event": {"id": event_id, "timestamp": ts, "payload": {"k": event_id}}}]
+    check_batch(items, orjson.dumps(items))

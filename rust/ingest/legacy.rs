@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::io::Write;
+use std::sync::OnceLock;
 
 use serde_json::value::RawValue;
 
@@ -26,7 +27,7 @@ pub struct LegacyEvent {
 }
 
 /// How the hot row fills a column of `events.HOT_COLUMNS` for a legacy event.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum Fill {
     Null,
     Id,
@@ -137,16 +138,36 @@ fn frame(v: &Values<'_>) -> Vec<u8> {
     out
 }
 
-fn row(v: &Values<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(640 + 2 * v.payload.len());
-    out.push(b'{');
-    for (i, (name, fill)) in ROW.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
+/// `ROW` as literal text between the filled values: the null columns are part of the text.
+struct RowTemplate {
+    parts: Vec<(Vec<u8>, Fill)>,
+    tail: Vec<u8>,
+}
+
+fn row_template() -> &'static RowTemplate {
+    static TEMPLATE: OnceLock<RowTemplate> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let (mut parts, mut text) = (Vec::new(), b"{".to_vec());
+        for (i, (name, fill)) in ROW.iter().enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            text.extend_from_slice(format!("\"{name}\":").as_bytes());
+            match fill {
+                Fill::Null => text.extend_from_slice(b"null"),
+                _ => parts.push((std::mem::take(&mut text), *fill)),
+            }
         }
-        out.push(b'"');
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
+        text.push(b'}');
+        RowTemplate { parts, tail: text }
+    })
+}
+
+fn row(v: &Values<'_>) -> Vec<u8> {
+    let template = row_template();
+    let mut out = Vec::with_capacity(700 + 2 * v.payload.len());
+    for (text, fill) in &template.parts {
+        out.extend_from_slice(text);
         match fill {
             Fill::Null => out.extend_from_slice(b"null"),
             Fill::Id => out.extend_from_slice(v.id),
@@ -162,7 +183,7 @@ fn row(v: &Values<'_>) -> Vec<u8> {
             Fill::TimestampMs => out.extend_from_slice(v.timestamp),
         }
     }
-    out.push(b'}');
+    out.extend_from_slice(&template.tail);
     out
 }
 
