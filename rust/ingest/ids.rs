@@ -16,6 +16,8 @@ pub struct IdGen {
     state: u64,
     /// `<ms>-` of the last id's millisecond (a batch shares one "now").
     prefix: (i64, String),
+    /// The process that seeded `state`: a forked child reseeds, or it would repeat the parent's ids.
+    pid: u32,
 }
 
 impl Default for IdGen {
@@ -35,6 +37,14 @@ impl IdGen {
         Self {
             state: h.finish(),
             prefix: (i64::MIN, String::new()),
+            pid: std::process::id(),
+        }
+    }
+
+    /// Reseed after a fork (one `getpid` per call: call it per batch, not per id).
+    pub fn reseed_if_forked(&mut self) {
+        if self.pid != std::process::id() {
+            *self = Self::new();
         }
     }
 

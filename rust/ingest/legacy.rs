@@ -313,6 +313,7 @@ pub fn accept_legacy_batch(
     now_ms: i64,
     ids: &mut IdGen,
 ) -> Option<Vec<LegacyEvent>> {
+    ids.reseed_if_forked();
     let text = std::str::from_utf8(body).ok()?;
     let items: Vec<&RawValue> = serde_json::from_str(text).ok()?;
     if items.is_empty() || items.len() > max_events {
