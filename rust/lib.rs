@@ -7,6 +7,7 @@ pub mod dedup;
 pub mod error;
 pub mod fanout;
 pub mod hot;
+pub mod ingest;
 pub mod log;
 pub mod ratelimit;
 pub mod topic;

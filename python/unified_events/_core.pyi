@@ -81,6 +81,8 @@ class HotTier:
     ) -> int:
         """Append; returns the event's sequence number (strictly increasing). Evicts the oldest
         events while the byte budget is exceeded."""
+    def insert_legacy(self, batch: LegacyBatch, fresh: list[bool] | None = None) -> None:
+        """`insert` of each selected event of `batch`, in order (ns = topic, no optional ids)."""
     def evict_expired(self, now_ms: int) -> int:
         """Remove every event with timestamp_ms < now_ms - retention_ms; returns how many."""
     def find(self, field: str, value: str) -> list[bytes]:
@@ -175,8 +177,11 @@ class DurableLog:
                  segment_bytes: int = 64 << 20) -> None:
         """Open or create the log, cutting a torn tail. durability: fsync, interval or none.
         ValueError for another durability, OSError when the directory cannot be used."""
+    def append_legacy(self, batch: LegacyBatch, accepted_at_ms: int, fresh: list[bool] | None = None) -> int:
+        """`append` of the `records.encode` payloads of the selected events of `batch`."""
     def append(self, payloads: list[bytes]) -> int:
-        """Write consecutive records (no fsync); returns the position of the last one."""
+        """Write consecutive records (no fsync; under "fsync" the committer thread writes them just
+        before its fsync); returns the position of the last one."""
     def wait_durable(self, position: int, timeout_ms: int) -> int:
         """Block (GIL released) until `position` is durable or the timeout; returns the durable
         position. OSError once a write or fsync has failed (the writer accepts nothing more)."""
@@ -201,6 +206,26 @@ class DurableLog:
 
 def encode_event_record(accepted: object, accepted_at_ms: int, /) -> bytes:
     """The durable-log payload of an `events.Accepted` (layout in durable/records.py)."""
+
+def accept_legacy_batch(body: bytes, max_events: int, now_ms: int, /) -> LegacyBatch | None:
+    """The events of a POST /broadcast body holding a JSON array of 1..=max_events legacy events,
+    validated, defaulted (ids generated, `now_ms` for missing timestamps) and serialised exactly
+    as `events.parse_body` would; None when the Python path must decide (any other shape, any
+    error, floats, ISO timestamps, repeated keys: see rust/ingest/legacy.rs)."""
+
+class LegacyBatch:
+    """Accepted legacy events held in Rust. `fresh` arguments select events (None: all)."""
+
+    def __len__(self) -> int: ...
+    def check_dedup(self, dedup: DedupCache, now_ms: int) -> list[bool]:
+        """`dedup.check_and_insert(topic, id, now_ms)` for each event in order: duplicate flags."""
+    def frames(self, fresh: list[bool] | None = None) -> list[tuple[str, bytes]]:
+        """(topic, frame) of the selected events."""
+    def fields(self, i: int) -> tuple[str, str, str, str, int, None, None, None, bytes, bytes] | None:
+        """Event i as the fields of `events.Accepted`, in order."""
+    def last_timestamp_ms(self, fresh: list[bool] | None = None) -> int | None: ...
+    def reply(self, duplicates: list[bool]) -> bytes:
+        """The batch's 200 reply body, as `http._broadcast_batch` serialises it."""
 
 class LogReader:
     """Read-only view of a log directory, usable from another process while the writer appends.

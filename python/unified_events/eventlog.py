@@ -8,15 +8,21 @@ log for multi-node deployments, implement the same methods.
 
 from __future__ import annotations
 
-from typing import Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 from .events import Accepted
+
+if TYPE_CHECKING:
+    from ._core import LegacyBatch
 
 
 class EventLog(Protocol):
     async def append(self, events: Sequence[Accepted]) -> None:
         """Make `events` durable under the configured policy; raise if they could not be.
         Concurrent calls return in the order they were made (the stream fans out on return)."""
+
+    async def append_legacy(self, batch: LegacyBatch, fresh: list[bool] | None) -> None:
+        """`append` for the events of a fast-path batch that `fresh` selects (all when None)."""
 
     async def barrier(self) -> None:
         """Return once everything appended so far is durable (a duplicate is acknowledged only after it)."""
@@ -34,6 +40,9 @@ class MemoryOnlyLog:
     """No durability: an acknowledged event lives in the hot tier only until retention or restart."""
 
     async def append(self, events: Sequence[Accepted]) -> None:
+        return None
+
+    async def append_legacy(self, batch: LegacyBatch, fresh: list[bool] | None) -> None:
         return None
 
     async def barrier(self) -> None:

@@ -2,7 +2,7 @@
 //! §3.7), bounded by event-time retention and a byte budget.
 
 pub mod arrow;
-mod json;
+pub(crate) mod json;
 pub mod ring;
 
 pub use ring::{EventMeta, Field, HotTier};

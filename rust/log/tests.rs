@@ -347,3 +347,35 @@ fn a_segment_of_another_format_is_refused_not_overwritten() {
         b"UELOG\0\0\x09 some future format"
     );
 }
+
+#[test]
+fn fsync_mode_queued_writes_lay_out_segments_as_direct_writes() {
+    // Under `Fsync` the committer writes what `append` queued; the rolls must fall where direct
+    // writes (`None`) put them, batch boundaries included.
+    let (queued, direct) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (dir, durability) in [(&queued, Durability::Fsync), (&direct, Durability::None)] {
+        let w = LogWriter::open(dir.path(), durability, 250).unwrap();
+        let mut i = 0;
+        for batch in [1, 7, 3, 12, 1, 5] {
+            let payloads: Vec<Vec<u8>> = (0..batch)
+                .map(|_| {
+                    i += 1;
+                    payload(i)
+                })
+                .collect();
+            let last = w.append(&payloads).unwrap();
+            assert_eq!(last, i);
+        }
+        assert_eq!(w.wait_durable(i, WAIT).unwrap(), i);
+        w.close().unwrap();
+    }
+    let files = |dir: &Path| -> Vec<(u64, Vec<u8>)> {
+        segment::list(dir)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f, fs::read(segment::path(dir, f)).unwrap()))
+            .collect()
+    };
+    assert!(files(queued.path()).len() > 3);
+    assert_eq!(files(queued.path()), files(direct.path()));
+}

@@ -2,8 +2,10 @@
 //!
 //! `append` writes records to the active segment (no fsync) and returns the last position.
 //! Durability is a separate step so the caller can wait without holding anything:
-//! - `Fsync`: a committer thread fsyncs whatever was written since its last round and then
-//!   advances the durable position. Publishers that arrive while an fsync runs are covered by
+//! - `Fsync`: `append` only encodes the records and queues them; the committer thread writes
+//!   whatever was queued since its last round, fsyncs it and then advances the durable
+//!   position. (The appending thread is an event loop: a `write` into the page an fsync is
+//!   writing back waits for that I/O, and nothing is acknowledged before the fsync anyway.) Publishers that arrive while an fsync runs are covered by
 //!   the next one: concurrent publishers share fsyncs (group commit). `wait_durable` blocks until
 //!   a position is covered.
 //! - `Interval(d)`: the committer fsyncs every `d`; positions count as durable (acknowledged)
@@ -69,6 +71,19 @@ struct State {
     segments: Vec<u64>,
     stats: LogStats,
     buf: Vec<u8>,
+    /// `Fsync` only: records appended and not written yet, in order (see `queue_locked`).
+    pending: Vec<Pending>,
+    /// `Fsync` only: what `active_len` will be once `pending` is written (roll decisions).
+    planned_len: u64,
+    /// Written buffers of `pending` chunks, kept for reuse (no allocation per append).
+    spare: Vec<Vec<u8>>,
+}
+
+/// Encoded records waiting for the committer; `roll_to`: first start a new segment whose first
+/// record is this position.
+struct Pending {
+    roll_to: Option<u64>,
+    bytes: Vec<u8>,
 }
 
 struct Shared {
@@ -141,6 +156,9 @@ impl LogWriter {
             segments,
             stats,
             buf: Vec::new(),
+            pending: Vec::new(),
+            planned_len: active_len,
+            spare: Vec::new(),
         };
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -195,6 +213,11 @@ impl LogWriter {
                     "record larger than 256 MiB",
                 ));
             }
+        }
+        if sh.durability == Durability::Fsync {
+            queue_locked(sh, &mut st, payloads);
+            sh.written_cv.notify_one();
+            return Ok(st.written);
         }
         if let Err(e) = append_locked(sh, &mut st, payloads) {
             st.error = Some(e.to_string());
@@ -387,6 +410,55 @@ fn append_locked<P: AsRef<[u8]>>(sh: &Shared, st: &mut State, payloads: &[P]) ->
     Ok(())
 }
 
+/// `append_locked` for `Fsync`: encode the records into `pending` for the committer, deciding the
+/// segment rolls as `append_locked` would.
+fn queue_locked<P: AsRef<[u8]>>(sh: &Shared, st: &mut State, payloads: &[P]) {
+    let magic = SEGMENT_MAGIC.len() as u64;
+    let mut chunk = st.pending.pop().unwrap_or_else(|| Pending {
+        roll_to: None,
+        bytes: st.spare.pop().unwrap_or_default(),
+    });
+    let mut position = st.written;
+    for p in payloads {
+        let p = p.as_ref();
+        let len = record::encoded_len(p);
+        if st.planned_len + len > sh.segment_bytes && st.planned_len > magic {
+            st.pending.push(chunk);
+            chunk = Pending {
+                roll_to: Some(position + 1),
+                bytes: st.spare.pop().unwrap_or_default(),
+            };
+            st.planned_len = magic;
+        }
+        position += 1;
+        record::encode_into(&mut chunk.bytes, position, p);
+        st.planned_len += len;
+    }
+    st.pending.push(chunk);
+    st.written = position;
+}
+
+/// In the committer (`Fsync`): write the queued chunks, rolling where they say, without holding
+/// the lock during a write.
+fn write_pending(sh: &Shared, pending: Vec<Pending>) -> io::Result<()> {
+    for mut chunk in pending {
+        let active = {
+            let mut st = sh.lock();
+            if let Some(first) = chunk.roll_to {
+                roll(sh, &mut st, first)?;
+            }
+            Arc::clone(&st.active)
+        };
+        (&*active).write_all(&chunk.bytes)?;
+        let mut st = sh.lock();
+        st.active_len += chunk.bytes.len() as u64;
+        st.stats.bytes_on_disk += chunk.bytes.len() as u64;
+        chunk.bytes.clear();
+        st.spare.push(chunk.bytes);
+    }
+    Ok(())
+}
+
 fn write_active(st: &mut State, buf: &[u8]) -> io::Result<()> {
     if buf.is_empty() {
         return Ok(());
@@ -464,7 +536,22 @@ fn committer(sh: &Shared) {
             if st.written == st.synced {
                 continue; // an interval with nothing new
             }
-            snapshot(&mut st)
+            if sh.durability == Durability::Fsync {
+                let (pending, target) = (std::mem::take(&mut st.pending), st.written);
+                drop(st);
+                if let Err(e) = write_pending(sh, pending) {
+                    let mut st = sh.lock();
+                    st.error = Some(e.to_string());
+                    sh.durable_cv.notify_all();
+                    drop(st);
+                    sh.notify();
+                    return;
+                }
+                let (files, _, dir_dirty) = snapshot(&mut sh.lock());
+                (files, target, dir_dirty)
+            } else {
+                snapshot(&mut st)
+            }
         };
         let started = Instant::now();
         let result = sync_files(&sh.dir, &files, dir_dirty);

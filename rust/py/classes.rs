@@ -26,7 +26,7 @@ impl PyTokenBucket {
 }
 
 #[pyclass(name = "DedupCache", module = "unified_events._core")]
-pub struct PyDedupCache(DedupCache);
+pub struct PyDedupCache(pub(super) DedupCache);
 
 #[pymethods]
 impl PyDedupCache {

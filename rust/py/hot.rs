@@ -6,6 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use super::bytes_list;
+use super::ingest::PyLegacyBatch;
 use crate::hot::{EventMeta, Field, HotTier};
 
 #[pyclass(name = "HotTier", module = "unified_events._core")]
@@ -43,6 +44,25 @@ impl PyHotTier {
             correlation_id,
         };
         self.0.insert(&meta, frame, record)
+    }
+
+    /// Insert the events of a legacy batch that `fresh` selects (all when None), in order:
+    /// `insert` for each, without a Python call per event.
+    #[pyo3(signature = (batch, fresh = None))]
+    fn insert_legacy(&mut self, batch: &Bound<'_, PyLegacyBatch>, fresh: Option<Vec<bool>>) {
+        for e in batch.get().selected(&fresh) {
+            let meta = EventMeta {
+                id: &e.id,
+                topic: &e.topic,
+                event_type: &e.event_type,
+                ns: &e.topic,
+                timestamp_ms: e.timestamp_ms,
+                trace_id: None,
+                session_id: None,
+                correlation_id: None,
+            };
+            self.0.insert(&meta, &e.frame, &e.record);
+        }
     }
 
     fn evict_expired(&mut self, now_ms: i64) -> usize {

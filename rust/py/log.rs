@@ -39,10 +39,32 @@ impl PyDurableLog {
         })?))
     }
 
-    /// Write the payloads as consecutive records (no fsync); returns the last position.
+    /// Write the payloads as consecutive records (no fsync; under `fsync` the committer thread
+    /// writes them before its fsync); returns the last position.
     fn append(&self, payloads: Vec<Bound<'_, PyBytes>>) -> PyResult<u64> {
         let slices: Vec<&[u8]> = payloads.iter().map(|b| b.as_bytes()).collect();
         Ok(self.0.append(&slices)?)
+    }
+
+    /// Write the log records of the legacy-batch events `fresh` selects (all when None), as
+    /// `append` of their `records.encode` payloads; returns the last position.
+    #[pyo3(signature = (batch, accepted_at_ms, fresh = None))]
+    fn append_legacy(
+        &self,
+        batch: &Bound<'_, super::ingest::PyLegacyBatch>,
+        accepted_at_ms: i64,
+        fresh: Option<Vec<bool>>,
+    ) -> PyResult<u64> {
+        let payloads: Vec<Vec<u8>> = batch
+            .get()
+            .selected(&fresh)
+            .map(|e| {
+                let mut out = Vec::new();
+                e.encode_record(accepted_at_ms, &mut out);
+                out
+            })
+            .collect();
+        Ok(self.0.append(&payloads)?)
     }
 
     /// Block (without the GIL) until `position` is durable or `timeout_ms` passes; returns the

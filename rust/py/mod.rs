@@ -7,6 +7,7 @@ mod classes;
 mod cold;
 mod hot;
 mod hub;
+mod ingest;
 mod log;
 
 use pyo3::exceptions::PyValueError;
@@ -76,6 +77,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<log::PyDurableLog>()?;
     m.add_function(wrap_pyfunction!(log::encode_event_record, m)?)?;
     m.add_class::<log::PyLogReader>()?;
+    m.add_function(wrap_pyfunction!(ingest::accept_legacy_batch, m)?)?;
+    m.add_class::<ingest::PyLegacyBatch>()?;
     m.add_class::<arrow::PyArrowSnapshot>()?;
     m.add_class::<arrow::PyArrowSegments>()?;
     m.add_class::<cold::PyColdConverter>()?;

@@ -1,12 +1,14 @@
 """`SegmentLog`: the `EventLog` of `unified-events serve`, over the Rust segmented log.
 
-The append path never blocks the event loop on an fsync. `append` encodes the batch and writes it
-in the loop thread (a page-cache write), then, under `durability = "fsync"`, awaits a future.
-The Rust committer thread fsyncs everything written so far and signals an eventfd the loop
+The append path never blocks the event loop on an fsync, nor under `durability = "fsync"` on a
+write. `append` encodes the batch; under `fsync` the Rust writer queues the records, and its
+committer thread writes everything queued so far, fsyncs it and signals an eventfd the loop
 watches (`add_reader`, no Python thread and no GIL hand-off); the loop then resolves every future
 whose last position the new durable position covers. One fsync acknowledges every batch written
 before it started (group commit). Appends return in log order, even one whose record is already
-durable when it looks (see `append`). Under `interval` and `none` the append returns once written.
+durable when it looks (see `append`). Under `interval` and `none` the append writes the batch in the
+loop thread (a page-cache write) and returns once written. A failed write or fsync fails every
+waiter, and every later append.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ class SegmentLog:
         accepted_at = now_ms()
         encode_record = _core.encode_event_record  # `records.encode` without its Python frame
         last = self._writer.append([encode_record(a, accepted_at) for a in events])
+        await self._acknowledge(last)
+
+    async def append_legacy(self, batch: _core.LegacyBatch, fresh: list[bool] | None) -> None:
+        """`append` of a fast-path batch: the records are encoded and written in one Rust call."""
+        last = self._writer.append_legacy(batch, now_ms(), fresh)
+        await self._acknowledge(last)
+
+    async def _acknowledge(self, last: int) -> None:
+        """Return once the append that ended at `last` may be acknowledged (see below)."""
         if self.durability != "fsync":
             return
         # Appends return in log order: the caller fans out as soon as this returns, so an append

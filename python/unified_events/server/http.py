@@ -13,8 +13,9 @@ from urllib.parse import parse_qs
 
 import orjson
 
-from .. import codes
+from .. import _core, codes
 from ..errors import EventValidationError, ShuttingDownError
+from ..events import now_ms
 from ..stream import EventStream, PublishResult
 
 log = logging.getLogger("unified_events.http")
@@ -72,13 +73,16 @@ class Request:
         return body
 
     async def json(self) -> Any:
-        raw = await self.body()
-        if not raw.strip():
-            raise EventValidationError("Invalid JSON body")
-        try:
-            return orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise EventValidationError("Invalid JSON body") from None
+        return parse_json(await self.body())
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise EventValidationError("Invalid JSON body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise EventValidationError("Invalid JSON body") from None
 
 
 class HttpApp:
@@ -123,13 +127,22 @@ class HttpApp:
             status, payload = 500, {"error": f"Internal error: {type(exc).__name__}"}
         if isinstance(payload, tuple):  # (content type, text)
             proto.response_str(status, [("content-type", payload[0])], payload[1])
+        elif isinstance(payload, bytes):  # JSON already serialised
+            proto.response_bytes(status, _JSON_HEADERS, payload)
         else:
             _send(proto, status, payload)
 
     # ------------------------------------------------------------------ handlers
 
     async def broadcast(self, request: Request) -> Reply:
-        body = await request.json()
+        raw = await request.body()
+        # A batch of plain legacy events goes from the body to the reply in Rust; anything else
+        # (one object, UnifiedEvents, anything invalid or unusual) takes the path below.
+        batch = _core.accept_legacy_batch(raw, self.stream.config.max_batch_events, now_ms())
+        if batch is not None:
+            duplicates = await self.stream.publish_legacy_batch(batch)
+            return 200, batch.reply(duplicates)
+        body = parse_json(raw)
         if isinstance(body, list):
             return await self._broadcast_batch(body)
         if not isinstance(body, dict):
