@@ -22,7 +22,6 @@ import multiprocessing as mp
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,16 +29,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from unified_events.loadgen.procstat import free_ports
+
 BENCH_DIR = Path(__file__).resolve().parent
 HOST = "127.0.0.1"
 MODES = ("fsync", "interval", "none")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -100,7 +95,7 @@ def metrics(port: int) -> dict:
 
 def run_mode(mode: str, args: argparse.Namespace, root: Path) -> dict:
     data = Path(tempfile.mkdtemp(prefix=f"durable-{mode}-", dir=root))
-    http_port, ws_port = free_port(), free_port()
+    http_port, ws_port = free_ports(2, HOST)
     cfg = data / "bench.toml"
     cfg.write_text(
         f'host = "{HOST}"\nhttp_port = {http_port}\nws_port = {ws_port}\ndata_dir = "{data / "data"}"\n'

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,13 +18,13 @@ from typing import Any
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from unified_events.loadgen.procstat import free_ports
+
 STARTUP_TIMEOUT_S = 20
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def _toml_value(value: Any) -> str:
@@ -138,7 +137,7 @@ class Server:
 
 def start_server(tmp_path: Path, settings: dict[str, Any] | None = None, env: dict[str, str] | None = None,
                  extra_args: list[str] | None = None) -> Server:
-    http_port, ws_port = free_port(), free_port()
+    http_port, ws_port = free_ports(2)
     # The archiver is off unless a test asks for it: it costs CPU the other tests do not need.
     config = {"http_port": http_port, "ws_port": ws_port, "data_dir": str(tmp_path / "data"),
               "cold": {"enabled": False}, **(settings or {})}

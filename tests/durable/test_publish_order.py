@@ -10,7 +10,6 @@ CPU pressure (bounded busy loops) and a log on tmpfs (fast fsyncs) make that win
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys

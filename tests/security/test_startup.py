@@ -10,14 +10,15 @@ import textwrap
 
 import pytest
 
-from tests.conftest import free_port, recv_json, start_server, write_config
+from tests.conftest import free_port, free_ports, recv_json, start_server, write_config
 from tests.security.conftest import SECRET, bearer, token, upgrade_status
 
 
 def refused(tmp_path, settings, env=None, args=()):
     """Run `serve` and expect it to exit with 2 before listening; returns its stderr."""
     path = tmp_path / f"refused-{free_port()}.toml"
-    write_config(path, {"http_port": free_port(), "ws_port": free_port(), "data_dir": str(tmp_path / "d"), **settings})
+    http_port, ws_port = free_ports(2)
+    write_config(path, {"http_port": http_port, "ws_port": ws_port, "data_dir": str(tmp_path / "d"), **settings})
     environ = {k: v for k, v in os.environ.items()
                if not k.startswith("UE_") and k not in ("ENVIRONMENT", "BETTER_AUTH_SECRET")}
     proc = subprocess.run([sys.executable, "-m", "unified_events.cli", "serve", "--config", str(path), *args],
@@ -98,7 +99,7 @@ def _embedded(tmp_path, kind):
 
     script = tmp_path / "embed.py"
     script.write_text(textwrap.dedent(_ASYNC_VALIDATOR_SERVER))
-    http_port, ws_port = free_port(), free_port()
+    http_port, ws_port = free_ports(2)
     config = tmp_path / f"embed-{kind}.toml"
     write_config(config, {"http_port": http_port, "ws_port": ws_port, "data_dir": str(tmp_path / "e"),
                           "require_auth": True})

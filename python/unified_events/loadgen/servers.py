@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .procstat import die_with_parent, free_port
+from .procstat import die_with_parent, free_ports
 
 HOST = "127.0.0.1"
 
@@ -72,8 +72,9 @@ class SpawnedServer:
         self.kind = kind
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix=f"ue-bench-{kind}-")
         self.workdir = workdir or Path(self._tmp.name)  # type: ignore[union-attr]
-        self.ws_port = free_port()
-        self.http_port: int | None = free_port() if kind == "unified" else None
+        ws_port, http_port = free_ports(2)
+        self.ws_port = ws_port
+        self.http_port: int | None = http_port if kind == "unified" else None
         self.settings = {**BENCH_SETTINGS, **(settings or {})}
         if "rate_limit" in (settings or {}):
             self.settings["rate_limit"] = {**BENCH_SETTINGS["rate_limit"], **settings["rate_limit"]}  # type: ignore[index]
