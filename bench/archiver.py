@@ -22,6 +22,7 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -80,6 +81,11 @@ def throughput(args: argparse.Namespace) -> dict:
         plan = [(int(b), mode) for _ in range(args.repeat) for b in args.batch_rows.split(",")
                 for mode in args.convert.split(",")]
         for n, (batch_rows, mode) in enumerate(plan):
+            if mode == "baseline":
+                run = baseline_run(args, batch_rows)
+                runs.append(run)
+                print(json.dumps(run), flush=True)
+                continue
             data_dir = work / f"data-{n}"
             (data_dir).mkdir()
             os.symlink(log_dir, data_dir / "log")
@@ -121,6 +127,17 @@ def throughput(args: argparse.Namespace) -> dict:
         return {"runs": runs}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def baseline_run(args: argparse.Namespace, batch_rows: int) -> dict:
+    """One `fast` run of another checkout's benchmark (`--baseline DIR`, e.g. an export of main
+    with its own release `_core` built in), in a subprocess: before/after in the same session."""
+    script = Path(args.baseline).resolve() / "bench" / "archiver.py"
+    out = subprocess.run([sys.executable, str(script), "throughput", "--events", str(args.events),
+                          "--batch-rows", str(batch_rows), "--convert", "fast", "--repeat", "1"],
+                         check=True, capture_output=True, text=True).stdout
+    run = next(json.loads(line) for line in out.splitlines() if line.startswith('{"convert"'))
+    return {**run, "convert": "baseline", "baseline": str(script.parents[1])}
 
 
 def freshness(args: argparse.Namespace) -> dict:
@@ -218,6 +235,8 @@ def main() -> None:
     t.add_argument("--convert", default="fast", help="fast (Rust conversion, cold/fast.py, and partitions by "
                    "slicing, cold/partitions.py), reference (both as before), or both: reference,fast")
     t.add_argument("--repeat", type=int, default=1)
+    t.add_argument("--baseline", help="a checkout of the code to compare with (its own built _core): mode "
+                   "`baseline` in --convert runs its `fast` mode in a subprocess, e.g. --convert baseline,fast")
     f = sub.add_parser("freshness")
     f.add_argument("--rate", type=int, default=10_000, help="events/s (HTTP batches of 100)")
     f.add_argument("--duration", type=float, default=60)

@@ -20,7 +20,7 @@ use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{new_null_array, ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use rustc_hash::FxHashMap;
 use serde::de::{Deserialize, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
@@ -80,10 +80,33 @@ enum Val<'a> {
     Bool(bool),
 }
 
-/// A converted row: its sort key (event_type, ns, timestamp, input index) and its cells.
+/// A converted row: its sort key (event_type, ns, timestamp, input index) and where its cells
+/// are (in its chunk's `Parsed::cells`).
 struct Row<'a> {
     key: (Cow<'a, str>, Cow<'a, str>, i64, usize),
+    chunk: usize,
     cells: std::ops::Range<usize>,
+}
+
+/// One set cell of a row: (column index, value). A row's cells are in column order.
+type Cell<'a> = (usize, Val<'a>);
+
+/// What one thread made of its chunk of the input: rows sparse (only their set cells, ~30 of
+/// the 175), so sorting moves keys, not rows; `filled[c]`: some row has a value in column c.
+struct Parsed<'a> {
+    rows: Vec<Row<'a>>,
+    cells: Vec<Cell<'a>>,
+    fallback: Vec<usize>,
+    filled: Vec<bool>,
+}
+
+/// Below this many records per thread, a second thread costs more than it saves.
+const MIN_ROWS_PER_THREAD: usize = 4096;
+
+/// Threads `convert` uses by default: one per core (the archiver has the machine to itself
+/// while it converts a batch; its Iceberg append waits for the result anyway).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 /// Column indices the derived values need (see convert.py, `convert_row`).
@@ -157,19 +180,104 @@ impl Converter {
     /// The rows come out sorted as convert.py sorts them (event_type, ns, timestamp, then input
     /// order), so when nothing falls back the caller need not sort 175 columns again.
     pub fn convert(&self, payloads: &[&[u8]], now_us: i64) -> Result<Converted, ArrowError> {
+        self.convert_with_threads(payloads, now_us, default_threads())
+    }
+
+    /// `convert` on up to `threads` threads: each parses a contiguous chunk of the records, then
+    /// (after one sort of all row keys) each builds a share of the columns. The result does not
+    /// depend on `threads`: keys end in the input index, so the sorted order is the serial one.
+    pub fn convert_with_threads(
+        &self,
+        payloads: &[&[u8]],
+        now_us: i64,
+        threads: usize,
+    ) -> Result<Converted, ArrowError> {
         let n = payloads.len();
+        let threads = threads.clamp(1, n.div_ceil(MIN_ROWS_PER_THREAD).max(1));
+        let chunk_len = n.div_ceil(threads).max(1);
+        let parsed: Vec<Parsed> = if threads == 1 {
+            vec![self.parse_chunk(payloads, 0, 0, now_us)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = payloads
+                    .chunks(chunk_len)
+                    .enumerate()
+                    .map(|(k, chunk)| {
+                        scope.spawn(move || self.parse_chunk(chunk, k, k * chunk_len, now_us))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a converter thread panicked"))
+                    .collect()
+            })
+        };
+        let mut rows: Vec<&Row> = parsed.iter().flat_map(|p| &p.rows).collect();
+        rows.sort_unstable_by(|a, b| a.key.cmp(&b.key)); // keys are unique (input index)
+        let filled: Vec<bool> = (0..self.columns.len())
+            .map(|c| parsed.iter().any(|p| p.filled[c]))
+            .collect();
+        // Columns nobody filled (most of the 175) become all-null arrays directly; the rest are
+        // shared out in contiguous groups of about equal size, one group per thread.
+        let active: Vec<usize> = (0..self.columns.len()).filter(|&c| filled[c]).collect();
+        let group_len = active.len().div_ceil(threads).max(1);
+        let built: Vec<Vec<ArrayRef>> = if threads == 1 {
+            vec![self.build_columns(&active, &rows, &parsed)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = active
+                    .chunks(group_len)
+                    .map(|group| {
+                        let (rows, parsed) = (&rows, &parsed);
+                        scope.spawn(move || self.build_columns(group, rows, parsed))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a converter thread panicked"))
+                    .collect()
+            })
+        };
+        let mut built = built.into_iter().flatten();
+        let mut arrays: Vec<ArrayRef> = self
+            .columns
+            .iter()
+            .zip(&filled)
+            .map(|(column, &filled)| match filled {
+                true => built.next().expect("one array per filled column"),
+                false => new_null_array(&data_type(column.kind), rows.len()),
+            })
+            .collect();
+        let order: Int64Array = rows.iter().map(|r| Some(r.key.3 as i64)).collect();
+        arrays.push(Arc::new(order));
+        let fallback = parsed.iter().flat_map(|p| &p.fallback).copied().collect();
+        let batch = RecordBatch::try_new(Arc::new(self.schema()), arrays)?;
+        Ok(Converted { batch, fallback })
+    }
+
+    /// Parse one chunk of the input (`first`: the input index of its first record).
+    fn parse_chunk<'a>(
+        &self,
+        payloads: &[&'a [u8]],
+        chunk: usize,
+        first: usize,
+        now_us: i64,
+    ) -> Parsed<'a> {
         let width = self.columns.len();
         let s = &self.special;
-        // Rows are kept sparse (the ~30 set columns of each, in column order) until sorted.
-        let mut cells: Vec<(usize, Option<Val>)> = Vec::new();
-        let mut rows: Vec<Row> = Vec::with_capacity(n);
-        let mut fallback = Vec::new();
+        let mut parsed = Parsed {
+            rows: Vec::with_capacity(payloads.len()),
+            cells: Vec::new(),
+            fallback: Vec::new(),
+            filled: vec![false; width],
+        };
         let mut row: Vec<Option<Val>> = Vec::with_capacity(width);
-        for (i, payload) in payloads.iter().enumerate() {
+        for (offset, payload) in payloads.iter().enumerate() {
+            let i = first + offset;
             row.clear();
             row.resize_with(width, || None);
             if self.convert_row(payload, now_us, &mut row).is_none() {
-                fallback.push(i);
+                parsed.fallback.push(i);
                 continue;
             }
             let (Some(Val::Str(kind)), Some(Val::Str(ns)), Some(Val::I64(ts))) =
@@ -178,39 +286,46 @@ impl Converter {
                 unreachable!("convert_row sets event_type, ns and timestamp");
             };
             let key = (kind.clone(), ns.clone(), *ts, i);
-            let start = cells.len();
-            cells.extend(
-                row.iter_mut()
-                    .enumerate()
-                    .filter(|(_, v)| v.is_some())
-                    .map(|(c, v)| (c, v.take())),
-            );
-            rows.push(Row {
-                key,
-                cells: start..cells.len(),
-            });
-        }
-        rows.sort_unstable_by(|a, b| a.key.cmp(&b.key)); // keys are unique (input index)
-        let mut builders: Vec<Builder> = self
-            .columns
-            .iter()
-            .map(|c| Builder::new(c.kind, rows.len()))
-            .collect();
-        let mut order = Int64Builder::with_capacity(rows.len());
-        for r in &rows {
-            let mut row_cells = cells[r.cells.clone()].iter_mut().peekable();
-            for (c, builder) in builders.iter_mut().enumerate() {
-                match row_cells.next_if(|(column, _)| *column == c) {
-                    Some((_, value)) => builder.append(value.take()),
-                    None => builder.append(None),
+            let start = parsed.cells.len();
+            for (c, value) in row.iter_mut().enumerate() {
+                if let Some(value) = value.take() {
+                    parsed.filled[c] = true;
+                    parsed.cells.push((c, value));
                 }
             }
-            order.append_value(r.key.3 as i64);
+            parsed.rows.push(Row {
+                key,
+                chunk,
+                cells: start..parsed.cells.len(),
+            });
         }
-        let mut arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
-        arrays.push(Arc::new(order.finish()));
-        let batch = RecordBatch::try_new(Arc::new(self.schema()), arrays)?;
-        Ok(Converted { batch, fallback })
+        parsed
+    }
+
+    /// The arrays of `columns` (ascending column indices), rows in the order of `rows`.
+    fn build_columns(&self, columns: &[usize], rows: &[&Row], parsed: &[Parsed]) -> Vec<ArrayRef> {
+        let mut builders: Vec<Builder> = columns
+            .iter()
+            .map(|&c| Builder::new(self.columns[c].kind, rows.len()))
+            .collect();
+        let Some(&lowest) = columns.first() else {
+            return Vec::new();
+        };
+        for r in rows {
+            let cells = &parsed[r.chunk].cells[r.cells.clone()];
+            let mut cells = cells[cells.partition_point(|(c, _)| *c < lowest)..].iter();
+            let mut cell = cells.next();
+            for (&c, builder) in columns.iter().zip(builders.iter_mut()) {
+                while matches!(cell, Some((column, _)) if *column < c) {
+                    cell = cells.next();
+                }
+                match cell {
+                    Some((column, value)) if *column == c => builder.append(value),
+                    _ => builder.append_null(),
+                }
+            }
+        }
+        builders.into_iter().map(Builder::finish).collect()
     }
 
     /// Fill `row` with one record's typed values, or None: let the reference converter do it.
@@ -574,22 +689,28 @@ impl Builder {
     }
 
     /// Values were produced by `value()` for this column's kind, so the variants match.
-    fn append(&mut self, value: Option<Val>) {
+    fn append(&mut self, value: &Val) {
         match (self, value) {
-            (Builder::Str(b), Some(Val::Str(s))) => b.append_value(s),
-            (Builder::I64(b), Some(Val::I64(v))) => b.append_value(v),
-            (Builder::I32(b), Some(Val::I64(v))) => b.append_value(v as i32),
-            (Builder::F64(b), Some(Val::F64(v))) => b.append_value(v),
-            (Builder::Bool(b), Some(Val::Bool(v))) => b.append_value(v),
-            (Builder::Ts(b), Some(Val::I64(v))) => b.append_value(v),
-            (Builder::Date(b), Some(Val::I64(v))) => b.append_value(v as i32),
-            (Builder::Str(b), _) => b.append_null(),
-            (Builder::I64(b), _) => b.append_null(),
-            (Builder::I32(b), _) => b.append_null(),
-            (Builder::F64(b), _) => b.append_null(),
-            (Builder::Bool(b), _) => b.append_null(),
-            (Builder::Ts(b), _) => b.append_null(),
-            (Builder::Date(b), _) => b.append_null(),
+            (Builder::Str(b), Val::Str(s)) => b.append_value(s),
+            (Builder::I64(b), Val::I64(v)) => b.append_value(*v),
+            (Builder::I32(b), Val::I64(v)) => b.append_value(*v as i32),
+            (Builder::F64(b), Val::F64(v)) => b.append_value(*v),
+            (Builder::Bool(b), Val::Bool(v)) => b.append_value(*v),
+            (Builder::Ts(b), Val::I64(v)) => b.append_value(*v),
+            (Builder::Date(b), Val::I64(v)) => b.append_value(*v as i32),
+            (builder, _) => builder.append_null(), // not reached (see above)
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Builder::Str(b) => b.append_null(),
+            Builder::I64(b) => b.append_null(),
+            Builder::I32(b) => b.append_null(),
+            Builder::F64(b) => b.append_null(),
+            Builder::Bool(b) => b.append_null(),
+            Builder::Ts(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
         }
     }
 
