@@ -94,7 +94,7 @@ def throughput(args: argparse.Namespace) -> dict:
                 "maintenance_interval_s": 0}})
             events, dead = open_tables(config)
             archiver = Archiver(config, DurableLogSource(data_dir / "log"), events, dead)
-            archiver.fast_convert = archiver.slice_partitions = mode == "fast"  # reference: as before
+            archiver.fast_convert = archiver.slice_partitions = archiver.write_files = mode == "fast"  # reference: as before
             append_s = [0.0]
             commit = archiver._commit
 
@@ -232,8 +232,9 @@ def main() -> None:
     t = sub.add_parser("throughput")
     t.add_argument("--events", type=int, default=200_000)
     t.add_argument("--batch-rows", default="10000,50000,100000")
-    t.add_argument("--convert", default="fast", help="fast (Rust conversion, cold/fast.py, and partitions by "
-                   "slicing, cold/partitions.py), reference (both as before), or both: reference,fast")
+    t.add_argument("--convert", default="fast", help="fast (Rust conversion, cold/fast.py; partitions by "
+                   "slicing, cold/partitions.py; our Parquet writes, cold/writer.py), reference (all as "
+                   "before), baseline (see --baseline), or several, alternating: reference,fast")
     t.add_argument("--repeat", type=int, default=1)
     t.add_argument("--baseline", help="a checkout of the code to compare with (its own built _core): mode "
                    "`baseline` in --convert runs its `fast` mode in a subprocess, e.g. --convert baseline,fast")

@@ -34,6 +34,7 @@ from .partitions import contiguous_partitions
 from .schema import POSITION_PROPERTY, arrow_schema, dead_letter_arrow_schema
 from .source import LogSource
 from .status import archiver_dir, write_json_atomic
+from .writer import append_sorted
 
 log = logging.getLogger("unified_events.archiver")
 
@@ -95,6 +96,9 @@ class Archiver:
         # Split the sorted table into partitions by slicing (cold/partitions.py); False = pyiceberg's
         # per-partition filter (same files' contents; the benchmark compares the two).
         self.slice_partitions = True
+        # Events are appended by cold/writer.py (Parquet files written once per partition in
+        # parallel, then one pyiceberg commit); False = pyiceberg's `append` (same table contents).
+        self.write_files = True
 
     # --- lifecycle
 
@@ -230,9 +234,13 @@ class Archiver:
         backoff = 0.5
         while True:
             try:
-                # Our tables arrive sorted by partition: split them by slicing (cold/partitions.py).
-                with contiguous_partitions() if self.slice_partitions else contextlib.nullcontext():
-                    table.append(data, snapshot_properties={POSITION_PROPERTY: str(end)})
+                properties = {POSITION_PROPERTY: str(end)}
+                if self.write_files and table is self.events:
+                    append_sorted(table, data, properties)  # our Parquet writes, one commit (cold/writer.py)
+                else:
+                    # Our tables arrive sorted by partition: split them by slicing (cold/partitions.py).
+                    with contiguous_partitions() if self.slice_partitions else contextlib.nullcontext():
+                        table.append(data, snapshot_properties=properties)
                 return
             except Exception as exc:  # noqa: BLE001 - any failure is retried, and reported
                 self.record_error(f"commit to {'.'.join(table.name())} failed: {type(exc).__name__}: {exc}")
