@@ -21,7 +21,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,6 +94,7 @@ def throughput(args: argparse.Namespace) -> dict:
             events, dead = open_tables(config)
             archiver = Archiver(config, DurableLogSource(data_dir / "log"), events, dead)
             archiver.fast_convert = archiver.slice_partitions = archiver.write_files = mode == "fast"  # reference: as before
+            archiver.overlap_commits = mode == "fast"
             append_s = [0.0]
             commit = archiver._commit
 
@@ -104,23 +104,27 @@ def throughput(args: argparse.Namespace) -> dict:
                 _acc[0] += time.perf_counter() - t
 
             archiver._commit = timed_commit  # type: ignore[method-assign]
-            commit_s: list[float] = []
+            flushes = 0
             cpu0, t0 = time.process_time(), time.perf_counter()
             archiver.resume()
             while True:
                 got = archiver.fill()
                 if archiver._batch and (got == 0 or archiver._due()):
-                    archiver.flush()
-                    commit_s.append(archiver.stats.last_commit_s)
+                    archiver.flush()  # fast: the commit overlaps the next fill and conversion
+                    flushes += 1
                 elif got == 0:
                     break
+            archiver.wait_for_commit()
             elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
             assert archiver.stats.rows_total == args.events
             files = len(events.inspect.files())
+            # With overlapping commits (fast), append_s runs alongside reading and converting, so
+            # read_convert_s (elapsed - append_s) understates the conversion; rows_per_s is the measure.
             run = {"convert": mode, "batch_rows": batch_rows, "rows": args.events, "seconds": round(elapsed, 2),
-                   "read_convert_s": round(elapsed - append_s[0], 2), "append_s": round(append_s[0], 2),
+                   "read_convert_s": round(elapsed - append_s[0], 2), "append_s": round(append_s[0], 2),  # fast: overlap
                    "rows_per_s": round(args.events / elapsed), "cpu_seconds": round(cpu, 2),
-                   "commits": len(commit_s), "median_flush_s": round(statistics.median(commit_s), 3),
+                   "commits": archiver.stats.commits_total, "flushes": flushes,
+                   "last_commit_s": round(archiver.stats.last_commit_s, 3),
                    "data_files": files}
             runs.append(run)
             print(json.dumps(run), flush=True)
