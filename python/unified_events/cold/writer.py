@@ -9,7 +9,9 @@ per partition on a thread pool (pyarrow releases the GIL while encoding and comp
 the `DataFile`s with pyiceberg's own statistics function, and commits them all in one snapshot
 through pyiceberg's snapshot producer, with the same summary properties. What ends up in the table
 is what `append` writes: same files per partition, the table's field ids in the Parquet schema,
-the table's writer properties (codec, level, page sizes, row-group limit), the same metrics.
+the table's writer properties (codec, level, page sizes, row-group limit), the same metrics. One
+deliberate difference: only columns with few distinct values are dictionary-encoded (see
+`dictionary_columns`), so file sizes differ, not contents (tests/cold/test_writer.py).
 
 Anything unusual (a schema that differs from the table's, column names pyiceberg would sanitize, an
 unpartitioned table) goes to `Table.append` instead.
@@ -28,9 +30,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from pyiceberg.io.pyarrow import (
-    PYARROW_PARQUET_FIELD_ID_KEY, _check_pyarrow_schema_compatible, _get_parquet_writer_kwargs, bin_pack_arrow_table, compute_statistics_plan,
-    data_file_statistics_from_parquet_metadata, parquet_path_to_id_mapping,
+from pyiceberg.io.pyarrow import (  # the private two: what Table.append itself uses (pyiceberg <0.13)
+    PYARROW_PARQUET_FIELD_ID_KEY, _check_pyarrow_schema_compatible, _get_parquet_writer_kwargs,
+    bin_pack_arrow_table, compute_statistics_plan, data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
 )
 from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.schema import Schema, sanitize_column_names
@@ -131,7 +134,8 @@ def append_sorted(table: Table, data: pa.Table, snapshot_properties: dict[str, s
     schema = metadata.schema()
     spec = metadata.spec()
     plan = None
-    if not spec.is_unpartitioned() and metadata.properties.get(TableProperties.WRITE_FILE_FORMAT, "parquet") == "parquet":
+    parquet = metadata.properties.get(TableProperties.WRITE_FILE_FORMAT, "parquet") == "parquet"
+    if parquet and not spec.is_unpartitioned():
         plan = _plan_for(metadata, data.schema)
     if plan is None:
         table.append(data, snapshot_properties=snapshot_properties)
