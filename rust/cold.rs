@@ -20,9 +20,9 @@ use arrow_array::builder::{
     BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{new_null_array, ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::de::{Deserialize, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -80,10 +80,33 @@ enum Val<'a> {
     Bool(bool),
 }
 
-/// A converted row: its sort key (event_type, ns, timestamp, input index) and its cells.
+/// A converted row: its sort key (event_type, ns, timestamp, input index) and where its cells
+/// are (in its chunk's `Parsed::cells`).
 struct Row<'a> {
     key: (Cow<'a, str>, Cow<'a, str>, i64, usize),
+    chunk: usize,
     cells: std::ops::Range<usize>,
+}
+
+/// One set cell of a row: (column index, value). A row's cells are in column order.
+type Cell<'a> = (usize, Val<'a>);
+
+/// What one thread made of its chunk of the input: rows sparse (only their set cells, ~30 of
+/// the 175), so sorting moves keys, not rows; `filled[c]`: some row has a value in column c.
+struct Parsed<'a> {
+    rows: Vec<Row<'a>>,
+    cells: Vec<Cell<'a>>,
+    fallback: Vec<usize>,
+    filled: Vec<bool>,
+}
+
+/// Below this many records per thread, a second thread costs more than it saves.
+const MIN_ROWS_PER_THREAD: usize = 4096;
+
+/// Threads `convert` uses by default: one per core (the archiver has the machine to itself
+/// while it converts a batch; its Iceberg append waits for the result anyway).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
 }
 
 /// Column indices the derived values need (see convert.py, `convert_row`).
@@ -157,134 +180,292 @@ impl Converter {
     /// The rows come out sorted as convert.py sorts them (event_type, ns, timestamp, then input
     /// order), so when nothing falls back the caller need not sort 175 columns again.
     pub fn convert(&self, payloads: &[&[u8]], now_us: i64) -> Result<Converted, ArrowError> {
+        self.convert_with_threads(payloads, now_us, default_threads())
+    }
+
+    /// `convert` on up to `threads` threads: each parses a contiguous chunk of the records, then
+    /// (after one sort of all row keys) each builds a share of the columns. The result does not
+    /// depend on `threads`: keys end in the input index, so the sorted order is the serial one.
+    pub fn convert_with_threads(
+        &self,
+        payloads: &[&[u8]],
+        now_us: i64,
+        threads: usize,
+    ) -> Result<Converted, ArrowError> {
         let n = payloads.len();
-        let width = self.columns.len();
-        let s = &self.special;
-        // Rows are kept sparse (the ~30 set columns of each, in column order) until sorted.
-        let mut cells: Vec<(usize, Option<Val>)> = Vec::new();
-        let mut rows: Vec<Row> = Vec::with_capacity(n);
-        let mut fallback = Vec::new();
-        let mut row: Vec<Option<Val>> = Vec::with_capacity(width);
-        for (i, payload) in payloads.iter().enumerate() {
-            row.clear();
-            row.resize_with(width, || None);
-            if self.convert_row(payload, now_us, &mut row).is_none() {
-                fallback.push(i);
-                continue;
-            }
-            let (Some(Val::Str(kind)), Some(Val::Str(ns)), Some(Val::I64(ts))) =
-                (&row[s.required[1]], &row[s.ns], &row[s.timestamp])
-            else {
-                unreachable!("convert_row sets event_type, ns and timestamp");
-            };
-            let key = (kind.clone(), ns.clone(), *ts, i);
-            let start = cells.len();
-            cells.extend(
-                row.iter_mut()
+        let threads = threads.clamp(1, n.div_ceil(MIN_ROWS_PER_THREAD).max(1));
+        let chunk_len = n.div_ceil(threads).max(1);
+        let parsed: Vec<Parsed> = if threads == 1 {
+            vec![self.parse_chunk(payloads, 0, 0, now_us)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = payloads
+                    .chunks(chunk_len)
                     .enumerate()
-                    .filter(|(_, v)| v.is_some())
-                    .map(|(c, v)| (c, v.take())),
-            );
-            rows.push(Row {
-                key,
-                cells: start..cells.len(),
-            });
-        }
-        rows.sort_unstable_by(|a, b| a.key.cmp(&b.key)); // keys are unique (input index)
-        let mut builders: Vec<Builder> = self
+                    .map(|(k, chunk)| {
+                        scope.spawn(move || self.parse_chunk(chunk, k, k * chunk_len, now_us))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a converter thread panicked"))
+                    .collect()
+            })
+        };
+        let rows = sorted_rows(&parsed);
+        let filled: Vec<bool> = (0..self.columns.len())
+            .map(|c| parsed.iter().any(|p| p.filled[c]))
+            .collect();
+        // Columns nobody filled (most of the 175) become all-null arrays directly; the rest are
+        // shared out in contiguous groups of about equal size, one group per thread.
+        let active: Vec<usize> = (0..self.columns.len()).filter(|&c| filled[c]).collect();
+        let group_len = active.len().div_ceil(threads).max(1);
+        let built: Vec<Vec<ArrayRef>> = if threads == 1 {
+            vec![self.build_columns(&active, &rows, &parsed)]
+        } else {
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = active
+                    .chunks(group_len)
+                    .map(|group| {
+                        let (rows, parsed) = (&rows, &parsed);
+                        scope.spawn(move || self.build_columns(group, rows, parsed))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a converter thread panicked"))
+                    .collect()
+            })
+        };
+        let mut built = built.into_iter().flatten();
+        let mut arrays: Vec<ArrayRef> = self
             .columns
             .iter()
-            .map(|c| Builder::new(c.kind, rows.len()))
+            .zip(&filled)
+            .map(|(column, &filled)| match filled {
+                true => built.next().expect("one array per filled column"),
+                false => new_null_array(&data_type(column.kind), rows.len()),
+            })
             .collect();
-        let mut order = Int64Builder::with_capacity(rows.len());
-        for r in &rows {
-            let mut row_cells = cells[r.cells.clone()].iter_mut().peekable();
-            for (c, builder) in builders.iter_mut().enumerate() {
-                match row_cells.next_if(|(column, _)| *column == c) {
-                    Some((_, value)) => builder.append(value.take()),
-                    None => builder.append(None),
-                }
-            }
-            order.append_value(r.key.3 as i64);
-        }
-        let mut arrays: Vec<ArrayRef> = builders.into_iter().map(Builder::finish).collect();
-        arrays.push(Arc::new(order.finish()));
+        let order: Int64Array = rows.iter().map(|r| Some(r.key.3 as i64)).collect();
+        arrays.push(Arc::new(order));
+        let fallback = parsed.iter().flat_map(|p| &p.fallback).copied().collect();
         let batch = RecordBatch::try_new(Arc::new(self.schema()), arrays)?;
         Ok(Converted { batch, fallback })
     }
 
-    /// Fill `row` with one record's typed values, or None: let the reference converter do it.
-    fn convert_row<'a>(
+    /// Parse one chunk of the input (`first`: the input index of its first record).
+    fn parse_chunk<'a>(
         &self,
-        payload: &'a [u8],
+        payloads: &[&'a [u8]],
+        chunk: usize,
+        first: usize,
         now_us: i64,
-        row: &mut [Option<Val<'a>>],
-    ) -> Option<()> {
+    ) -> Parsed<'a> {
+        let width = self.columns.len();
+        let s = &self.special;
+        let mut parsed = Parsed {
+            rows: Vec::with_capacity(payloads.len()),
+            cells: Vec::with_capacity(payloads.len() * 32), // ~30 set cells per event
+            fallback: Vec::new(),
+            filled: vec![false; width],
+        };
+        let mut row = RowBuf::new(width);
+        for (offset, payload) in payloads.iter().enumerate() {
+            let i = first + offset;
+            if self.convert_row(payload, now_us, &mut row).is_none() {
+                row.clear();
+                parsed.fallback.push(i);
+                continue;
+            }
+            let (Some(Val::Str(kind)), Some(Val::Str(ns)), Some(Val::I64(ts))) = (
+                &row.vals[s.required[1]],
+                &row.vals[s.ns],
+                &row.vals[s.timestamp],
+            ) else {
+                unreachable!("convert_row sets event_type, ns and timestamp");
+            };
+            let key = (kind.clone(), ns.clone(), *ts, i);
+            let start = parsed.cells.len();
+            row.drain_into(&mut parsed.cells, &mut parsed.filled);
+            parsed.rows.push(Row {
+                key,
+                chunk,
+                cells: start..parsed.cells.len(),
+            });
+        }
+        parsed
+    }
+
+    /// The arrays of `columns` (ascending column indices), rows in the order of `rows`.
+    fn build_columns(&self, columns: &[usize], rows: &[&Row], parsed: &[Parsed]) -> Vec<ArrayRef> {
+        let mut builders: Vec<Builder> = columns
+            .iter()
+            .map(|&c| Builder::new(self.columns[c].kind, rows.len()))
+            .collect();
+        let Some(&lowest) = columns.first() else {
+            return Vec::new();
+        };
+        for r in rows {
+            let cells = &parsed[r.chunk].cells[r.cells.clone()];
+            let mut cells = cells[cells.partition_point(|(c, _)| *c < lowest)..].iter();
+            let mut cell = cells.next();
+            for (&c, builder) in columns.iter().zip(builders.iter_mut()) {
+                while matches!(cell, Some((column, _)) if *column < c) {
+                    cell = cells.next();
+                }
+                match cell {
+                    Some((column, value)) if *column == c => builder.append(value),
+                    _ => builder.append_null(),
+                }
+            }
+        }
+        builders.into_iter().map(Builder::finish).collect()
+    }
+
+    /// Fill `row` with one record's typed values, or None: let the reference converter do it.
+    fn convert_row<'a>(&self, payload: &'a [u8], now_us: i64, row: &mut RowBuf<'a>) -> Option<()> {
         let (accepted_at_ms, frame) = split_record(payload)?;
         let frame: Frame = serde_json::from_str(std::str::from_utf8(frame).ok()?).ok()?;
         let (frame_id, frame_type) = (string(frame.id?)?, string(frame.kind?)?);
         let event = frame.payload?;
-        // The test convert.py's event_columns uses to tell a UnifiedEvent from a legacy event.
-        if string(unique(&event, "id")??)? != frame_id
-            || string(unique(&event, "event_type")??)? != frame_type
-            || unique(&event, "event_name")?.is_none()
-            || unique(&event, "ns")?.is_none()
-        {
-            return None;
-        }
         let s = &self.special;
+        // How often each of id, event_type, event_name and ns occurs, null or not: once each, or
+        // this is not the UnifiedEvent convert.py's event_columns would see (then Python decides).
+        let mut required_seen = [0u8; 4];
         for (key, raw) in &event.0 {
             let Some(&index) = self.by_name.get(*key) else {
                 continue;
             };
+            if let Some(k) = s.required.iter().position(|&r| r == index) {
+                required_seen[k] += 1;
+            }
             if raw.get() == "null" {
                 continue;
             }
-            if row[index].is_some() {
-                return None; // a duplicate key (only unique() checked ones above)
+            if row.vals[index].is_some() {
+                return None; // a duplicate key
             }
-            row[index] = Some(value(self.columns[index].kind, raw)?);
+            row.set(index, value(self.columns[index].kind, raw)?);
+        }
+        if required_seen != [1; 4] {
+            return None;
         }
         for &index in &s.required {
-            match &row[index] {
+            match &row.vals[index] {
                 Some(Val::Str(text)) if !text.is_empty() => {}
                 _ => return None, // poison: Python says why
             }
+        }
+        // The test convert.py's event_columns uses to tell a UnifiedEvent from a legacy event.
+        match (&row.vals[s.required[0]], &row.vals[s.required[1]]) {
+            (Some(Val::Str(id)), Some(Val::Str(kind)))
+                if *id == frame_id && *kind == frame_type => {}
+            _ => return None,
         }
         let ingested_us = if accepted_at_ms == 0 {
             now_us
         } else {
             accepted_at_ms.checked_mul(1000)?
         };
-        let ts = match row[s.timestamp] {
+        let ts = match row.vals[s.timestamp] {
             Some(Val::I64(us)) => us,
             _ => {
-                row[s.timestamp] = Some(Val::I64(ingested_us));
+                row.set(s.timestamp, Val::I64(ingested_us));
                 ingested_us
             }
         };
-        row[s.day] = Some(Val::I64(ts.div_euclid(US_PER_DAY)));
-        row[s.hour] = Some(Val::I64(ts.rem_euclid(US_PER_DAY) / 3_600_000_000));
-        let ns = match &row[s.ns] {
+        row.set(s.day, Val::I64(ts.div_euclid(US_PER_DAY)));
+        row.set(s.hour, Val::I64(ts.rem_euclid(US_PER_DAY) / 3_600_000_000));
+        let ns = match &row.vals[s.ns] {
             Some(Val::Str(ns)) => ns.clone(),
             _ => return None,
         };
-        if row[s.resource_ns].is_none() {
-            row[s.resource_ns] = Some(Val::Str(ns.clone()));
+        if row.vals[s.resource_ns].is_none() {
+            row.set(s.resource_ns, Val::Str(ns.clone()));
         }
-        if let Some(Val::Str(rid)) = &row[s.resource_id] {
+        if let Some(Val::Str(rid)) = &row.vals[s.resource_id] {
             if !rid.contains('/') {
-                row[s.resource_id] = Some(Val::Str(Cow::Owned(format!("{ns}/{rid}"))));
+                let qualified = Val::Str(Cow::Owned(format!("{ns}/{rid}")));
+                row.set(s.resource_id, qualified);
             }
         }
-        if row[s.visibility].is_none() {
-            row[s.visibility] = Some(Val::Str(Cow::Borrowed("user")));
+        if row.vals[s.visibility].is_none() {
+            row.set(s.visibility, Val::Str(Cow::Borrowed("user")));
         }
-        if row[s.schema_version].is_none() {
-            row[s.schema_version] = Some(Val::I64(1));
+        if row.vals[s.schema_version].is_none() {
+            row.set(s.schema_version, Val::I64(1));
         }
-        row[s.ingested_at] = Some(Val::I64(ingested_us));
+        row.set(s.ingested_at, Val::I64(ingested_us));
         Some(())
+    }
+}
+
+/// All rows, sorted by key. A batch has few distinct event types and namespaces, so they are
+/// ranked once and the sort compares integers (comparing the strings cost ~10% of a conversion).
+fn sorted_rows<'p, 'a>(parsed: &'p [Parsed<'a>]) -> Vec<&'p Row<'a>> {
+    let rows: Vec<&Row> = parsed.iter().flat_map(|p| &p.rows).collect();
+    let kinds = ranks(rows.iter().map(|r| &*r.key.0));
+    let namespaces = ranks(rows.iter().map(|r| &*r.key.1));
+    let mut keys: Vec<(u32, u32, i64, usize, usize)> = rows
+        .iter()
+        .enumerate()
+        .map(|(at, r)| (kinds[at], namespaces[at], r.key.2, r.key.3, at))
+        .collect();
+    keys.sort_unstable(); // unique: the input index (r.key.3) is
+    keys.into_iter().map(|k| rows[k.4]).collect()
+}
+
+/// Each text's rank among the distinct texts (in byte order, as `str` compares).
+fn ranks<'t>(texts: impl Iterator<Item = &'t str> + Clone) -> Vec<u32> {
+    let mut distinct: Vec<&str> = texts
+        .clone()
+        .collect::<FxHashSet<_>>()
+        .into_iter()
+        .collect();
+    distinct.sort_unstable();
+    let rank: FxHashMap<&str, u32> = distinct.into_iter().zip(0..).collect();
+    texts.map(|t| rank[t]).collect()
+}
+
+/// One row being converted: a value slot per column, and which slots are set, so that moving
+/// the ~30 set cells out (or clearing them after a fallback) does not touch all 175 slots.
+struct RowBuf<'a> {
+    vals: Vec<Option<Val<'a>>>,
+    touched: Vec<usize>,
+}
+
+impl<'a> RowBuf<'a> {
+    fn new(width: usize) -> Self {
+        Self {
+            vals: (0..width).map(|_| None).collect(),
+            touched: Vec::with_capacity(64),
+        }
+    }
+
+    fn set(&mut self, index: usize, value: Val<'a>) {
+        if self.vals[index].replace(value).is_none() {
+            self.touched.push(index);
+        }
+    }
+
+    /// Move the set cells out, in column order, leaving every slot empty.
+    fn drain_into(&mut self, cells: &mut Vec<Cell<'a>>, filled: &mut [bool]) {
+        self.touched.sort_unstable();
+        for &c in &self.touched {
+            if let Some(value) = self.vals[c].take() {
+                filled[c] = true;
+                cells.push((c, value));
+            }
+        }
+        self.touched.clear();
+    }
+
+    fn clear(&mut self) {
+        for &c in &self.touched {
+            self.vals[c] = None;
+        }
+        self.touched.clear();
     }
 }
 
@@ -391,20 +572,6 @@ impl<'de> Deserialize<'de> for Frame<'de> {
         }
         deserializer.deserialize_map(V)
     }
-}
-
-/// Some(Some(value)) when `key` occurs once, Some(None) when not at all, None when repeated.
-fn unique<'a>(entries: &Entries<'a>, key: &str) -> Option<Option<&'a RawValue>> {
-    let mut found = None;
-    for (k, v) in &entries.0 {
-        if *k == key {
-            if found.is_some() {
-                return None;
-            }
-            found = Some(*v);
-        }
-    }
-    Some(found)
 }
 
 /// The text of a JSON string value (None for any other JSON type).
@@ -574,22 +741,28 @@ impl Builder {
     }
 
     /// Values were produced by `value()` for this column's kind, so the variants match.
-    fn append(&mut self, value: Option<Val>) {
+    fn append(&mut self, value: &Val) {
         match (self, value) {
-            (Builder::Str(b), Some(Val::Str(s))) => b.append_value(s),
-            (Builder::I64(b), Some(Val::I64(v))) => b.append_value(v),
-            (Builder::I32(b), Some(Val::I64(v))) => b.append_value(v as i32),
-            (Builder::F64(b), Some(Val::F64(v))) => b.append_value(v),
-            (Builder::Bool(b), Some(Val::Bool(v))) => b.append_value(v),
-            (Builder::Ts(b), Some(Val::I64(v))) => b.append_value(v),
-            (Builder::Date(b), Some(Val::I64(v))) => b.append_value(v as i32),
-            (Builder::Str(b), _) => b.append_null(),
-            (Builder::I64(b), _) => b.append_null(),
-            (Builder::I32(b), _) => b.append_null(),
-            (Builder::F64(b), _) => b.append_null(),
-            (Builder::Bool(b), _) => b.append_null(),
-            (Builder::Ts(b), _) => b.append_null(),
-            (Builder::Date(b), _) => b.append_null(),
+            (Builder::Str(b), Val::Str(s)) => b.append_value(s),
+            (Builder::I64(b), Val::I64(v)) => b.append_value(*v),
+            (Builder::I32(b), Val::I64(v)) => b.append_value(*v as i32),
+            (Builder::F64(b), Val::F64(v)) => b.append_value(*v),
+            (Builder::Bool(b), Val::Bool(v)) => b.append_value(*v),
+            (Builder::Ts(b), Val::I64(v)) => b.append_value(*v),
+            (Builder::Date(b), Val::I64(v)) => b.append_value(*v as i32),
+            (builder, _) => builder.append_null(), // not reached (see above)
+        }
+    }
+
+    fn append_null(&mut self) {
+        match self {
+            Builder::Str(b) => b.append_null(),
+            Builder::I64(b) => b.append_null(),
+            Builder::I32(b) => b.append_null(),
+            Builder::F64(b) => b.append_null(),
+            Builder::Bool(b) => b.append_null(),
+            Builder::Ts(b) => b.append_null(),
+            Builder::Date(b) => b.append_null(),
         }
     }
 

@@ -276,5 +276,6 @@ class ColdConverter:
     `columns`: (name, tsv type, required) per table column, in order."""
 
     def __init__(self, columns: list[tuple[str, str, bool]]) -> None: ...
-    def convert(self, payloads: list[bytes], now_us: int) -> tuple[ColdBatch, list[int]]:
-        """(the rows converted, plus column `_input_order`; indices left to the Python converter)."""
+    def convert(self, payloads: list[bytes], now_us: int, threads: int | None = None) -> tuple[ColdBatch, list[int]]:
+        """(the rows converted, plus column `_input_order`; indices left to the Python converter).
+        `threads`: how many to convert on (default: one per core); the result does not depend on it."""

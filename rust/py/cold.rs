@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::PyCapsule;
 
-use crate::cold::{Column, Converter, Kind};
+use crate::cold::{default_threads, Column, Converter, Kind};
 
 #[pyclass(name = "ColdConverter", module = "unified_events._core", frozen)]
 pub struct PyColdConverter(Converter);
@@ -36,16 +36,20 @@ impl PyColdConverter {
     }
 
     /// (batch, fallback): the converted rows (plus their input index, column `_input_order`) and
-    /// the indices of the payloads left to the Python converter.
+    /// the indices of the payloads left to the Python converter. `threads`: how many to convert
+    /// on (default: one per core); the result is the same for any number.
+    #[pyo3(signature = (payloads, now_us, threads=None))]
     fn convert(
         &self,
         py: Python<'_>,
         payloads: Vec<PyBackedBytes>,
         now_us: i64,
+        threads: Option<usize>,
     ) -> PyResult<(PyColdBatch, Vec<usize>)> {
+        let threads = threads.unwrap_or_else(default_threads);
         let converted = py.detach(|| {
             let slices: Vec<&[u8]> = payloads.iter().map(|p| &p[..]).collect();
-            self.0.convert(&slices, now_us)
+            self.0.convert_with_threads(&slices, now_us, threads)
         });
         let converted = converted.map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok((PyColdBatch(converted.batch), converted.fallback))

@@ -150,3 +150,21 @@ def test_rows_sorted_in_rust_when_nothing_falls_back() -> None:
     _, fallback = _converter().convert([raw for _, raw in batch], NOW_US)
     assert fallback == []
     assert_same(batch)
+
+
+def test_parallel_conversion_builds_the_serial_table() -> None:
+    # Enough records for three threads (rust/cold.rs: at least 4096 each), with fallbacks, poison
+    # and ties spread over every chunk: the rows' order and the fallback list must not change.
+    rng = random.Random(11)
+    batch = []
+    for copy in range(40):
+        batch += [(copy * 1000 + position, raw) for position, raw in varied_batch(rng)]
+    raws = [raw for _, raw in batch]
+    serial, serial_fallback = _converter().convert(raws, NOW_US, 1)
+    serial_table = pa.table(serial)
+    for threads in (2, 3, 8):
+        parallel, fallback = _converter().convert(raws, NOW_US, threads)
+        assert fallback == serial_fallback
+        assert pa.table(parallel).equals(serial_table), _first_difference(pa.table(parallel), serial_table)
+    assert len(batch) > 3 * 4096 and len(serial_fallback) > 30
+    assert_same(batch)  # and the default (one thread per core) gives the reference table

@@ -19,7 +19,9 @@ import fcntl
 import gc
 import logging
 import os
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -34,6 +36,7 @@ from .partitions import contiguous_partitions
 from .schema import POSITION_PROPERTY, arrow_schema, dead_letter_arrow_schema
 from .source import LogSource
 from .status import archiver_dir, write_json_atomic
+from .writer import append_sorted
 
 log = logging.getLogger("unified_events.archiver")
 
@@ -71,6 +74,17 @@ class Stats:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Work:
+    """A converted batch, ready to commit."""
+
+    table: pa.Table | None
+    rows: int
+    dead: list[tuple[int, str | None, str, bytes]]
+    end: int          # log position of the batch's last record
+    started: float    # perf_counter when its conversion started
+
+
 class Archiver:
     def __init__(self, config: Config, source: LogSource, events: Table, dead: Table) -> None:
         self.config = config
@@ -95,6 +109,17 @@ class Archiver:
         # Split the sorted table into partitions by slicing (cold/partitions.py); False = pyiceberg's
         # per-partition filter (same files' contents; the benchmark compares the two).
         self.slice_partitions = True
+        # Events are appended by cold/writer.py (Parquet files written once per partition in
+        # parallel, then one pyiceberg commit); False = pyiceberg's `append` (same table contents).
+        self.write_files = True
+        # Commit each batch on a committer thread while the next one is read and converted (the
+        # conversion runs in Rust without the GIL); False = convert and commit in turn.
+        self.overlap_commits = True
+        self._committer: ThreadPoolExecutor | None = None
+        self._pending: Future[None] | None = None
+        self._committing_oldest: float | None = None  # oldest_pending_at of the batch committing
+        # position.json and status.json are written by both threads: one at a time (same temp name).
+        self._files_lock = threading.Lock()
 
     # --- lifecycle
 
@@ -124,19 +149,17 @@ class Archiver:
         while not self.stop_requested and (keep_running is None or keep_running()):
             got = self.fill()
             if self._due() or (exit_when_caught_up and got == 0 and self._batch):
-                self.flush()
-                # Right after a flush nothing is buffered: the moment for scheduled maintenance,
-                # which a steady stream would otherwise never leave idle time for.
-                if self.on_idle is not None:
-                    self.on_idle()
+                self.flush()  # with overlap_commits, the batch commits while we read the next
                 continue
             if got == 0:
                 if exit_when_caught_up:
                     break
                 if self.on_idle is not None and not self._batch:
+                    self.wait_for_commit()
                     self.on_idle()
                 self.write_status()
                 time.sleep(poll_s)
+        self.wait_for_commit()
         self.write_status(force=True)
 
     # --- reading and flushing
@@ -168,7 +191,10 @@ class Archiver:
         return time.time() - self._batch_started >= self.cold.flush_interval_s
 
     def flush(self) -> None:
-        """Commit the buffered batch: dead letters, then the events with the batch's end position."""
+        """Convert the buffered batch, then commit it: dead letters, then the events with the
+        batch's end position. With `overlap_commits` the commit runs on the committer thread
+        while the caller reads (and converts) the next batch; commits stay one at a time, in log
+        order, so what each commit records is exactly as without overlap."""
         if not self._batch:
             return
         # A batch allocates ~100k dicts and lists that all live until the append: the cyclic GC
@@ -177,12 +203,36 @@ class Archiver:
         gc_enabled = gc.isenabled()
         gc.disable()
         try:
-            self._flush()
+            work = self._convert()
         finally:
             if gc_enabled:
                 gc.enable()
+        # The records are converted: the next batch may be read (fill) while this one commits.
+        oldest = self.stats.oldest_pending_at
+        self._batch, self._batch_bytes = [], 0
+        self.stats.pending_events = 0
+        self.stats.oldest_pending_at = None
+        self.wait_for_commit()  # the previous batch's: commits never run two at a time
+        self._committing_oldest = oldest  # for the lag in status.json until this batch commits
+        # Nothing is in flight: the moment for scheduled maintenance, which a steady stream would
+        # otherwise never leave idle time for (it runs between two commits, never during one).
+        if self.on_idle is not None:
+            self.on_idle()
+        if self.overlap_commits:
+            if self._committer is None:
+                self._committer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archiver-commit")
+            self._pending = self._committer.submit(self._commit_batch, work)
+        else:
+            self._commit_batch(work)
 
-    def _flush(self) -> None:
+    def wait_for_commit(self) -> None:
+        """Wait until the batch handed to the committer thread (if any) has committed; a failure
+        there (e.g. SystemExit after a stop request during retries) is raised here."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def _convert(self) -> _Work:
         batch, end = self._batch, self._batch[-1][0]
         started = time.perf_counter()
         if self.fast_convert and getattr(self.source, "records_are_log_payloads", False):
@@ -197,31 +247,35 @@ class Archiver:
                     dead.append((position, None, f"cannot decode the log record: {type(exc).__name__}: {exc}", raw))
             converted = convert_batch(decoded)
             dead.extend(converted.dead)
-        dead = [d for d in dead if self._dead_position is None or d[0] > self._dead_position]
+        return _Work(converted.table, converted.rows, dead, end, started)
+
+    def _commit_batch(self, work: _Work) -> None:
+        # Dead letters at or below the dead-letter table's position were written before a crash
+        # (this batch is being redone): not again. Read here, as the previous commit may move it.
+        dead = [d for d in work.dead if self._dead_position is None or d[0] > self._dead_position]
+        end = work.end
         if dead:
             self._commit(self.dead, _dead_letter_table(sorted(dead, key=lambda d: d[0])), end)
             self._dead_position = end
             self.stats.dead_letters_total += len(dead)
             for position, event_id, reason, _ in dead[:5]:
                 log.warning("archiver: dead-lettered log position %d (id %s): %s", position, event_id, reason)
-        table = converted.table
+        table = work.table
         if table is None:  # every record was poison: an empty append still moves the position on
             table = arrow_schema().empty_table()
         self._commit(self.events, table, end)
-        elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - work.started
         self.stats.position = end
         self.stats.committed_at_ms = time.time_ns() // 1_000_000
-        self.stats.last_commit_rows = converted.rows
+        self.stats.last_commit_rows = work.rows
         self.stats.last_commit_s = elapsed
-        self.stats.rows_total += converted.rows
+        self.stats.rows_total += work.rows
         self.stats.commits_total += 1
-        self._batch, self._batch_bytes = [], 0
-        self.stats.pending_events = 0
-        self.stats.oldest_pending_at = None
+        self._committing_oldest = None
         self._write_position()
         self.write_status(force=True)
         log.info("archiver: committed %d events (%d dead-lettered) up to log position %d in %.2f s",
-                 converted.rows, len(dead), end, elapsed)
+                 work.rows, len(dead), end, elapsed)
 
     def _commit(self, table: Table, data: pa.Table, end: int) -> None:
         """Append with `end` in the snapshot summary; retry with backoff until it lands. A failed
@@ -230,9 +284,13 @@ class Archiver:
         backoff = 0.5
         while True:
             try:
-                # Our tables arrive sorted by partition: split them by slicing (cold/partitions.py).
-                with contiguous_partitions() if self.slice_partitions else contextlib.nullcontext():
-                    table.append(data, snapshot_properties={POSITION_PROPERTY: str(end)})
+                properties = {POSITION_PROPERTY: str(end)}
+                if self.write_files and table is self.events:
+                    append_sorted(table, data, properties)  # our Parquet writes, one commit (cold/writer.py)
+                else:
+                    # Our tables arrive sorted by partition: split them by slicing (cold/partitions.py).
+                    with contiguous_partitions() if self.slice_partitions else contextlib.nullcontext():
+                        table.append(data, snapshot_properties=properties)
                 return
             except Exception as exc:  # noqa: BLE001 - any failure is retried, and reported
                 self.record_error(f"commit to {'.'.join(table.name())} failed: {type(exc).__name__}: {exc}")
@@ -273,8 +331,9 @@ class Archiver:
     def _write_position(self) -> None:
         if self.stats.position is None:
             return
-        write_json_atomic(self.dir / "position.json",
-                          {"position": self.stats.position, "committed_at_ms": self.stats.committed_at_ms})
+        with self._files_lock:
+            write_json_atomic(self.dir / "position.json",
+                              {"position": self.stats.position, "committed_at_ms": self.stats.committed_at_ms})
 
     def write_status(self, force: bool = False) -> None:
         now = time.time()
@@ -286,8 +345,9 @@ class Archiver:
         # and the age of the oldest of them (from its acceptance time when the log records it).
         head = self._head()
         lag_events = s.pending_events if head is None else max(0, head - (s.position or 0))
-        lag_s = 0.0 if s.oldest_pending_at is None else round(max(0.0, now - s.oldest_pending_at), 3)
-        write_json_atomic(self.dir / "status.json", {
+        pending = [t for t in (self._committing_oldest, s.oldest_pending_at) if t is not None]
+        lag_s = round(max(0.0, now - min(pending)), 3) if pending else 0.0
+        status = {
             "pid": os.getpid(), "updated_at_ms": int(now * 1000), "source": self.source.describe(),
             "position": s.position, "read_position": s.read_position, "caught_up": s.caught_up,
             "head_position": head, "lag_events": lag_events, "lag_seconds": lag_s,
@@ -296,7 +356,9 @@ class Archiver:
             "commits_total": s.commits_total, "dead_letters_total": s.dead_letters_total,
             "errors_total": s.errors_total, "last_error": s.last_error, "last_error_at_ms": s.last_error_at_ms,
             **s.extra,
-        }, fsync=False)  # status is informational: no fsync once a second
+        }
+        with self._files_lock:
+            write_json_atomic(self.dir / "status.json", status, fsync=False)  # informational: no fsync
 
 
 def _dead_letter_table(dead: list[tuple[int, str | None, str, bytes]]) -> pa.Table:

@@ -98,7 +98,8 @@ class DurableLogSource:
         return f"durable log {self.log_dir}"
 
     def read(self, after: int | None, max_records: int, max_bytes: int) -> list[tuple[int, bytes]]:
-        return [(int(p), bytes(b)) for p, b in self._reader.read(after or 0, max_records, max_bytes)]
+        # Already a list of (int, bytes) tuples (rust/py/log.rs): not rebuilt (~0.1 s per 100k records).
+        return self._reader.read(after or 0, max_records, max_bytes)
 
     def decode(self, raw: bytes) -> tuple[Accepted, int | None]:
         accepted, accepted_at_ms = self._decode(raw)
