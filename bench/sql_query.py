@@ -95,8 +95,29 @@ def baseline_engine(rev: str, stream: EventStream) -> Any:
     sys.modules[package.__name__] = package
     engine = importlib.import_module("unified_events._sql_baseline.engine")
     q = stream.config.query
-    return engine.SqlEngine(stream.hot, q.timeout_ms, q.max_rows, q.memory_limit_mb, q.threads, q.max_waiting,
+    hot = stream.hot if isinstance(stream.hot.arrow_segments(), list) else _ListSegments(stream.hot)
+    return engine.SqlEngine(hot, q.timeout_ms, q.max_rows, q.memory_limit_mb, q.threads, q.max_waiting,
                             q.worker_nice)
+
+
+class _ListSegments:
+    """The hot tier as a baseline from before `ArrowSegments` sees it: `arrow_segments()` as a list of
+    (first seq, live rows, frozen, rows). Building the list here costs the baseline about what the
+    old Rust call did (a Python object per segment)."""
+
+    def __init__(self, hot: Any) -> None:
+        self._hot = hot
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._hot, name)
+
+    def arrow_segments(self) -> list[tuple[int, int, bool, Any]]:
+        segments = self._hot.arrow_segments()
+        out = [(first, live, True, segments.frozen(i)) for i, (first, live) in enumerate(segments.frozen_keys())]
+        open_rows = segments.open()
+        if open_rows is not None:
+            out.append((-1, open_rows.num_rows, False, open_rows))
+        return out
 
 
 async def timed(engine: Any, sql: str, params: list[Any]) -> float:
@@ -214,8 +235,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if len(engines) > 1:  # the worker-side snapshot work (GIL held) of each engine, interleaved
         table_ms: dict[str, list[float]] = {k: [] for k in engines}
         for _ in range(args.runs):
-            segments = hot.arrow_segments()
             for k, engine in engines.items():
+                segments = engine.hot.arrow_segments()  # in the shape this engine's code expects
                 t0 = time.perf_counter()
                 engine._table(segments)
                 table_ms[k].append((time.perf_counter() - t0) * 1000)
