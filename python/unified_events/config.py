@@ -139,6 +139,7 @@ class ColdConfig:
     compact_min_files: int = 8        # compact a partition holding at least this many data files
     snapshot_retention_hours: int = 24  # expire snapshots older than this (the newest few are kept)
     orphan_min_age_hours: int = 6     # unreferenced files younger than this are not orphans yet
+    nice: int = 10                    # the archiver's niceness, so publishing keeps the CPU (0 = the server's)
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,7 @@ _MINIMUMS: dict[str, float] = {
     "cold.maintenance_interval_s": 0,
     "cold.snapshot_retention_hours": 0,
     "cold.orphan_min_age_hours": 0,
+    "cold.nice": 0,
     "log_segment_bytes": 4096,
 }
 

@@ -23,6 +23,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _niceness(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[16])  # field 19 of proc(5)
+
+
 def _archiver_pid(tmp_path: Path) -> int | None:
     try:
         return json.loads((tmp_path / "data" / "archiver" / "status.json").read_text())["pid"]
@@ -33,6 +38,8 @@ def _archiver_pid(tmp_path: Path) -> int | None:
 def test_serve_supervises_the_archiver(make_server: Any, tmp_path: Path) -> None:
     srv = make_server(cold_settings(tmp_path))
     first = srv.wait_for(lambda: _archiver_pid(tmp_path), timeout=20)
+    # cold.nice (default 10): the archiver yields the CPU to the server acknowledging events
+    assert _niceness(first) == _niceness(srv.process.pid) + 10
     status, health = srv.json("GET", "/health")
     assert status == 200
     srv.wait_for(lambda: srv.json("GET", "/health")[1]["archiver"]["running"], timeout=5)

@@ -73,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
+    # Before any thread starts (threads inherit it): on a machine it shares with the server, the
+    # archiver's conversion threads would otherwise take the CPU acknowledgements need; it catches
+    # up when publishing pauses (the log holds the events meanwhile).
+    if config.cold.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, min(19, os.getpriority(os.PRIO_PROCESS, 0) + config.cold.nice))
     from ..cold.archiver import Archiver, ArchiverLock
     from ..cold.catalog import ColdTierError, open_tables
 
