@@ -26,13 +26,6 @@ pub const ENTRY_OVERHEAD: usize = 256;
 /// with inserts, and few, so it never stalls one insert (a frozen segment is 4096 rows).
 const COMPACT_PER_INSERT: usize = 2;
 
-/// Entries the ring and its id index are sized for up front, per byte of budget: a legacy event
-/// takes 1-2 KiB (`ENTRY_OVERHEAD`, frame, row, Arrow row). Under load the ring fills its budget
-/// in minutes, and growing on the way (a `VecDeque` of 100k+ entries, a rehash of the id index
-/// at each doubling) cost the publish path ~10%. Untouched capacity is address space, not memory.
-const RESERVE_BYTES_PER_ENTRY: usize = 1024;
-const MAX_RESERVED_ENTRIES: usize = 1 << 20;
-
 /// The indexed fields, in the order of `Entry::fields`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Field {
@@ -139,14 +132,11 @@ fn topic_filter<'p>(patterns: &[&'p str]) -> impl Fn(&str) -> bool + 'p {
 
 impl HotTier {
     pub fn new(retention_ms: i64, max_bytes: usize) -> Self {
-        let expected = (max_bytes / RESERVE_BYTES_PER_ENTRY).min(MAX_RESERVED_ENTRIES);
-        let mut indexes: [Index; FIELD_COUNT] = Default::default();
-        indexes[Field::Id as usize].reserve(expected);
         Self {
             retention_ms,
             max_bytes,
-            entries: VecDeque::with_capacity(expected),
-            indexes,
+            entries: VecDeque::new(),
+            indexes: Default::default(),
             bytes_used: 0,
             last_seq: 0,
             columns: ColumnStore::new(),
