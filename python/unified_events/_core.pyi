@@ -245,8 +245,8 @@ class LogReader:
         """First position of the oldest segment written at or after since_ms (epoch ms)."""
 
 class ArrowSnapshot:
-    """Immutable hot-tier rows, readable by pyarrow/DuckDB through the Arrow PyCapsule interface.
-    Frozen segments are shared with the hot tier, not copied."""
+    """Immutable rows (the hot tier's, or the archiver's converted rows), readable by pyarrow/DuckDB
+    through the Arrow PyCapsule interface. Hot-tier frozen segments are shared, not copied."""
 
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
     @property
@@ -266,16 +266,11 @@ class ArrowSegments:
     def open(self) -> ArrowSnapshot | None:
         """The live rows of the open segment (a copy), None when it has none."""
 
-class ColdBatch:
-    """Archiver rows converted in Rust, readable by pyarrow through `__arrow_c_stream__`."""
-
-    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
-
 class ColdConverter:
     """Durable-log record payloads -> the cold tier's columns (cold/fast.py; reference: convert.py).
     `columns`: (name, tsv type, required) per table column, in order."""
 
     def __init__(self, columns: list[tuple[str, str, bool]]) -> None: ...
-    def convert(self, payloads: list[bytes], now_us: int, threads: int | None = None) -> tuple[ColdBatch, list[int]]:
+    def convert(self, payloads: list[bytes], now_us: int, threads: int | None = None) -> tuple[ArrowSnapshot, list[int]]:
         """(the rows converted, plus column `_input_order`; indices left to the Python converter).
         `threads`: how many to convert on (default: one per core); the result does not depend on it."""

@@ -29,15 +29,22 @@ pub fn stream_capsule<'py>(
     )
 }
 
-/// An immutable set of batches; each `__arrow_c_stream__` call streams them again.
+/// An immutable set of batches; each `__arrow_c_stream__` call streams them again. Hot-tier rows
+/// (`new`) and the archiver's converted rows (`with_schema`) alike.
 #[pyclass(name = "ArrowSnapshot", module = "unified_events._core", frozen)]
 pub struct PyArrowSnapshot {
     batches: Vec<RecordBatch>,
+    schema: SchemaRef,
 }
 
 impl PyArrowSnapshot {
+    /// Rows of the hot tier (`hot::arrow::schema()`).
     pub fn new(batches: Vec<RecordBatch>) -> Self {
-        Self { batches }
+        Self::with_schema(batches, crate::hot::arrow::schema())
+    }
+
+    pub fn with_schema(batches: Vec<RecordBatch>, schema: SchemaRef) -> Self {
+        Self { batches, schema }
     }
 }
 
@@ -51,7 +58,7 @@ impl PyArrowSnapshot {
         requested_schema: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyCapsule>> {
         let _ = requested_schema;
-        stream_capsule(py, self.batches.clone(), crate::hot::arrow::schema())
+        stream_capsule(py, self.batches.clone(), self.schema.clone())
     }
 
     #[getter]

@@ -82,6 +82,5 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<arrow::PyArrowSnapshot>()?;
     m.add_class::<arrow::PyArrowSegments>()?;
     m.add_class::<cold::PyColdConverter>()?;
-    m.add_class::<cold::PyColdBatch>()?;
     Ok(())
 }
