@@ -230,17 +230,8 @@ class EventStream:
         self.counters.last_event_at_ms = batch.last_timestamp_ms(fresh)
         if not self._conns and not self._topic_stats:
             return  # nobody to queue for and no topic traffic to count: the frames stay in Rust
-        hub, topic_stats = self.hub, self._topic_stats
         for topic, frame in batch.frames(fresh):
-            queued = hub.publish(topic, frame, monotonic_ms())
-            stats = topic_stats.get(topic)
-            if stats is not None:
-                stats.message_count += 1
-                stats.last_message_at = now_ms()
-            if queued:
-                self.counters.record_sent()
-                self._unflushed.append(time.perf_counter())
-                self._schedule_flush()
+            self._published(topic, self.hub.publish(topic, frame, monotonic_ms()))
 
     def deliver(self, accepted: Accepted, *, to_all: bool = False) -> int:
         """Store and fan out an event that is already durable. Returns connections it was queued for."""
@@ -251,15 +242,20 @@ class EventStream:
             count = self.hub.publish_all(accepted.frame, monotonic_ms())
         else:
             count = self.hub.publish(accepted.topic, accepted.frame, monotonic_ms())
-        stats = self._topic_stats.get(accepted.topic)
+        self._published(accepted.topic, count)
+        return count
+
+    def _published(self, topic: str, queued: int) -> None:
+        """Bookkeeping after an event was handed to the hub: topic stats, and a flush of the
+        connections it was queued for."""
+        stats = self._topic_stats.get(topic)
         if stats is not None:
             stats.message_count += 1
             stats.last_message_at = now_ms()
-        if count:
+        if queued:
             self.counters.record_sent()
             self._unflushed.append(time.perf_counter())
             self._schedule_flush()
-        return count
 
     def _store_hot(self, accepted: Accepted) -> None:
         self.hot.insert(
