@@ -9,6 +9,7 @@ pub mod fanout;
 pub mod hot;
 pub mod ingest;
 pub mod log;
+pub mod query;
 pub mod ratelimit;
 pub mod topic;
 

@@ -254,6 +254,18 @@ class ArrowSnapshot:
     @property
     def nbytes(self) -> int:
         """Bytes of the Arrow buffers referenced (shared with the hot tier)."""
+    @property
+    def column_names(self) -> list[str]: ...
+    def json_rows(
+        self,
+        columns: list[tuple[str, str]] | None = None,
+        text_equals: tuple[str, str] | None = None,
+        limit: int = ...,
+    ) -> tuple[bytes, int]:
+        """The rows as a JSON array of objects (a `/query` answer's `rows`) and their count:
+        `columns` as (column, output key) pairs (default: all, by name), only rows whose text
+        column equals the value of `text_equals`, at most `limit`. KeyError for an unknown column,
+        ValueError for a column type it cannot write."""
 
 class ArrowSegments:
     """The hot tier's live rows by segment, as of `HotTier.arrow_segments()`."""

@@ -8,8 +8,10 @@ use arrow_array::{RecordBatch, RecordBatchIterator};
 use arrow_schema::SchemaRef;
 
 use crate::hot::arrow::SegmentRows;
+use crate::query::json_rows::{write_json_rows, RowsQuery};
+use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyCapsule;
+use pyo3::types::{PyBytes, PyCapsule};
 
 const STREAM_CAPSULE: &CStr = c"arrow_array_stream";
 
@@ -73,6 +75,58 @@ impl PyArrowSnapshot {
             .iter()
             .map(RecordBatch::get_array_memory_size)
             .sum()
+    }
+
+    #[getter]
+    fn column_names(&self) -> Vec<String> {
+        self.schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect()
+    }
+
+    /// The rows as a JSON array of objects, the `rows` of a `/query` answer (see
+    /// rust/query/json_rows.rs), and how many were written. `columns`: (column, output key)
+    /// pairs, default every column under its name; `text_equals`: (column, value) a row's text
+    /// must equal; at most `limit` rows. Written without the GIL.
+    #[pyo3(signature = (columns=None, text_equals=None, limit=usize::MAX))]
+    fn json_rows<'py>(
+        &self,
+        py: Python<'py>,
+        columns: Option<Vec<(String, String)>>,
+        text_equals: Option<(String, String)>,
+        limit: usize,
+    ) -> PyResult<(Bound<'py, PyBytes>, usize)> {
+        let column_index = |name: &str| {
+            self.schema
+                .index_of(name)
+                .map_err(|_| PyKeyError::new_err(format!("no column {name:?}")))
+        };
+        let columns = match columns {
+            Some(pairs) => pairs
+                .into_iter()
+                .map(|(name, key)| Ok((column_index(&name)?, key)))
+                .collect::<PyResult<Vec<_>>>()?,
+            None => self.column_names().into_iter().enumerate().collect(),
+        };
+        let text_equals = match &text_equals {
+            Some((name, value)) => Some((column_index(name)?, value.as_str())),
+            None => None,
+        };
+        let query = RowsQuery {
+            columns: &columns,
+            text_equals,
+            limit,
+        };
+        let batches = &self.batches;
+        let (json, written) = py
+            .detach(|| {
+                let mut json = Vec::new();
+                write_json_rows(batches, &query, &mut json).map(|written| (json, written))
+            })
+            .map_err(|err| PyValueError::new_err(format!("{err:?}")))?;
+        Ok((PyBytes::new(py, &json), written))
     }
 }
 

@@ -8,7 +8,8 @@ matching rows), turned into a pyarrow Table on the worker (frozen segments come 
 registered as `events`, and the relations
 `traces`, `logs`, `metrics`, `sessions` are views over it created once. A watchdog thread
 interrupts a query that runs past the timeout. Rows are serialised to JSON by DuckDB itself
-(`to_json`), so a 10 000-row answer costs the worker little GIL time."""
+(`to_json`), so a 10 000-row answer costs the worker little GIL time. A point lookup (point.py:
+`SELECT … WHERE trace_id = $1`) skips DuckDB: its index rows are written as JSON in Rust."""
 
 from __future__ import annotations
 
@@ -26,8 +27,9 @@ import orjson
 
 from .._core import ArrowSegments
 from ..errors import EventValidationError
+from .point import PointLookup
 from .pushdown import index_filter
-from .validate import checked
+from .validate import Checked, checked
 
 # Above this many index matches, scanning the full snapshot is cheaper than slicing row runs.
 _PUSHDOWN_MAX_ROWS = 20_000
@@ -151,11 +153,10 @@ class SqlEngine:
         if self._in_flight >= self.max_waiting:
             raise QueryBusy(f"Too many queries in progress ({self.max_waiting}); try again")
         snapshot = self._snapshot(query.tree, values)
-        text = query.text
         self._in_flight += 1
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._execute, text, values, snapshot)
+            return await loop.run_in_executor(self._executor, self._answer, query, values, snapshot)
         finally:
             self._in_flight -= 1
             self._last_query = time.monotonic()
@@ -209,6 +210,31 @@ class SqlEngine:
             con.execute(_EXACT_QUANTILES)
             self._con = con
         return self._con
+
+    def _answer(self, query: Checked, params: list[Any], snapshot: Any) -> QueryResult:
+        """A point lookup over its index rows without DuckDB (point.py), any other query on DuckDB."""
+        if query.point is not None and not isinstance(snapshot, ArrowSegments):
+            answer = self._answer_point(query.point, snapshot)
+            if answer is not None:
+                return answer
+        return self._execute(query.text, params, snapshot)
+
+    def _answer_point(self, point: PointLookup, snapshot: Any) -> QueryResult | None:
+        """The answer of a point lookup whose index rows are `snapshot` (the WHERE clause is the
+        index equality, so every row matches it); None when DuckDB must answer (a column name that
+        is not one of ours gets DuckDB's error)."""
+        started = time.perf_counter()
+        columns = point.columns(snapshot.column_names)
+        if columns is None:
+            return None
+        view_filter = None if point.event_type is None else ("event_type", point.event_type)
+        limit = self.max_rows + 1 if point.limit is None else min(point.limit, self.max_rows + 1)
+        body, count = snapshot.json_rows(columns, view_filter, limit)
+        truncated = count > self.max_rows
+        if truncated:
+            body, count = snapshot.json_rows(columns, view_filter, self.max_rows)
+        elapsed = round((time.perf_counter() - started) * 1000, 3)
+        return QueryResult(body, [key for _, key in columns], count, truncated, elapsed)
 
     def _execute(self, sql: str, params: list[Any], snapshot: Any) -> QueryResult:
         import duckdb

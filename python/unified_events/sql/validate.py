@@ -21,6 +21,7 @@ from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from ..errors import EventValidationError
+from .point import PointLookup, point_lookup
 
 DIALECT = "duckdb"
 MAX_SQL_LENGTH = 10_240
@@ -85,10 +86,12 @@ def _bad(message: str) -> EventValidationError:
 
 @dataclass(frozen=True, slots=True)
 class Checked:
-    """A query that passed the checks: its tree (shared, never modify it) and the text to run."""
+    """A query that passed the checks: its tree (shared, never modify it), the text to run, and
+    (cached here with them) the point lookup it is, if any (point.py)."""
 
     tree: exp.Query
     text: str
+    point: PointLookup | None
 
 
 def validate(sql: Any) -> str:
@@ -112,7 +115,7 @@ _CACHED_SQL_LENGTH = 1024
 
 def _check_to_run(sql: Any) -> Checked:
     tree = check(sql)
-    return Checked(tree, tree.sql(dialect=DIALECT))
+    return Checked(tree, tree.sql(dialect=DIALECT), point_lookup(tree))
 
 
 _cached_check_to_run = lru_cache(maxsize=128)(_check_to_run)
