@@ -268,15 +268,19 @@ class ArrowSnapshot:
         ValueError for a column type it cannot write."""
 
 class ArrowSegments:
-    """The hot tier's live rows by segment, as of `HotTier.arrow_segments()`."""
+    """The hot tier's live rows by segment, as of `HotTier.arrow_segments()`, in three parts in seq
+    order: the head (oldest frozen segments, partly evicted), the stable frozen segments, the open
+    segment."""
 
     def frozen_keys(self) -> list[tuple[int, int]]:
-        """(first seq, live rows) per frozen segment, in order; a segment's rows stay the same while
-        its key does, so derived data can be cached under it."""
+        """(first seq, live rows) per stable frozen segment, in order; a segment's rows stay the same
+        while its key does, so derived data can be cached under it."""
     def frozen(self, i: int) -> ArrowSnapshot:
-        """The rows of the i-th frozen segment."""
-    def open(self) -> ArrowSnapshot | None:
-        """The live rows of the open segment (a copy), None when it has none."""
+        """The rows of the i-th stable frozen segment."""
+    def head(self) -> ArrowSnapshot:
+        """The live rows of the head (maybe none)."""
+    def open(self) -> ArrowSnapshot:
+        """The live rows of the open segment, a copy (maybe none)."""
 
 class ColdConverter:
     """Durable-log record payloads -> the cold tier's columns (cold/fast.py; reference: convert.py).

@@ -7,7 +7,7 @@ use arrow_array::ffi_stream::FFI_ArrowArrayStream;
 use arrow_array::{RecordBatch, RecordBatchIterator};
 use arrow_schema::SchemaRef;
 
-use crate::hot::arrow::SegmentRows;
+use crate::hot::arrow::{SegmentRows, SEGMENT_ROWS};
 use crate::query::json_rows::{write_json_rows, RowsQuery};
 use pyo3::exceptions::{PyKeyError, PyValueError};
 use pyo3::prelude::*;
@@ -132,44 +132,61 @@ impl PyArrowSnapshot {
 
 /// The hot tier's live rows by segment, taken on the event loop in one call: a frozen segment
 /// is one reference count, and no Python object is made per segment until the SQL worker asks
-/// for one it has not cached (`frozen_keys`, `frozen`, `open`).
+/// for one it has not cached (`frozen_keys`, `frozen`, `head`, `open`).
+///
+/// Three parts, in seq order: the head (the oldest frozen segments while eviction is working
+/// through them: their rows change from one snapshot to the next), the stable frozen segments,
+/// and the open segment. The SQL engine keeps the stable part registered in DuckDB between
+/// queries and hands over only the two changing parts per query.
 #[pyclass(name = "ArrowSegments", module = "unified_events._core", frozen)]
 pub struct PyArrowSegments {
+    head: Vec<SegmentRows>,
     frozen: Vec<SegmentRows>,
     open: Option<SegmentRows>,
 }
 
 impl PyArrowSegments {
     pub fn new(segments: Vec<SegmentRows>) -> Self {
-        let (frozen, open): (Vec<SegmentRows>, Vec<SegmentRows>) =
+        let (mut frozen, open): (Vec<SegmentRows>, Vec<SegmentRows>) =
             segments.into_iter().partition(|s| s.frozen);
+        // A segment freezes with SEGMENT_ROWS rows, so fewer live ones means eviction has begun.
+        let head_len = frozen.iter().take_while(|s| s.live < SEGMENT_ROWS).count();
+        let stable = frozen.split_off(head_len);
         Self {
-            frozen,
+            head: frozen,
+            frozen: stable,
             open: open.into_iter().next(),
         }
     }
 }
 
+fn snapshot_of<'a>(segments: impl Iterator<Item = &'a SegmentRows>) -> PyArrowSnapshot {
+    PyArrowSnapshot::new(segments.flat_map(SegmentRows::batches).collect())
+}
+
 #[pymethods]
 impl PyArrowSegments {
-    /// (first seq, live rows) of each frozen segment, in order. A frozen segment's rows stay the
-    /// same while its key does, so what is derived from them can be cached under it.
+    /// (first seq, live rows) of each stable frozen segment, in order. A frozen segment's rows
+    /// stay the same while its key does, so what is derived from them can be cached under it.
     fn frozen_keys(&self) -> Vec<(u64, usize)> {
         self.frozen.iter().map(|s| (s.first_seq, s.live)).collect()
     }
 
-    /// The rows of the `i`-th frozen segment.
+    /// The rows of the `i`-th stable frozen segment.
     fn frozen(&self, i: usize) -> PyResult<PyArrowSnapshot> {
         self.frozen
             .get(i)
-            .map(|s| PyArrowSnapshot::new(s.batches()))
+            .map(|s| snapshot_of(std::iter::once(s)))
             .ok_or_else(|| pyo3::exceptions::PyIndexError::new_err("no such frozen segment"))
     }
 
-    /// The live rows of the open segment (a copy), or None when it has none.
-    fn open(&self) -> Option<PyArrowSnapshot> {
-        self.open
-            .as_ref()
-            .map(|s| PyArrowSnapshot::new(s.batches()))
+    /// The live rows of the head: the oldest frozen segments, partly evicted (maybe none).
+    fn head(&self) -> PyArrowSnapshot {
+        snapshot_of(self.head.iter())
+    }
+
+    /// The live rows of the open segment, a copy (maybe none).
+    fn open(&self) -> PyArrowSnapshot {
+        snapshot_of(self.open.iter())
     }
 }

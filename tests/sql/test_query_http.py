@@ -191,7 +191,8 @@ def test_pushdown_rows_match_scanned_rows_for_every_column(loaded: Server) -> No
 
 def test_sql_sees_exactly_the_hot_tier_across_segments_and_eviction(make_server: Any) -> None:
     """The Arrow columns are kept in 4096-row segments (cached by the engine between queries) and
-    evicted with the ring: after each batch, SQL counts what the ring holds, seqs contiguous."""
+    evicted with the ring: after each batch, SQL counts what the ring holds, seqs contiguous and
+    in order."""
     srv = make_server({"hot_tier_max_bytes": 4 << 20})
     for batch in range(8):
         events = [{"event_type": "log", "event_name": "fill", "ns": "seg", "id": f"seg-{batch}-{i}"}
@@ -202,6 +203,9 @@ def test_sql_sees_exactly_the_hot_tier_across_segments_and_eviction(make_server:
         rows = query(srv, "SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM events")["rows"][0]
         assert rows["n"] == held, (batch, rows, held)
         assert rows["hi"] == (batch + 1) * 1000 and rows["hi"] - rows["lo"] + 1 == held
+        # a scan reads the partly evicted head, the stable segments and the open one in seq order
+        seqs = [r["seq"] for r in query(srv, "SELECT seq FROM events")["rows"]]
+        assert seqs == list(range(rows["lo"], rows["hi"] + 1))
     assert held < 8000, "the byte budget evicted the oldest events"
     newest = query(srv, "SELECT id FROM events ORDER BY seq DESC LIMIT 1")["rows"]
     assert newest == [{"id": "seg-7-999"}]

@@ -2,11 +2,11 @@
 
 One locked-down in-memory DuckDB connection, used from one worker thread (niced, so fan-out keeps
 the CPU), so queries never run on the event loop and never touch each other's state. Per query:
-the query text is validated (cached by text, validate.py), the snapshot is taken on the loop (the
-Rust ring copies only its open segment; frozen segments are shared; with index pushdown only the
-matching rows), turned into a pyarrow Table on the worker (frozen segments come from a cache),
-registered as `events`, and the relations
-`traces`, `logs`, `metrics`, `sessions` are views over it created once. A watchdog thread
+the query text is validated on the loop (cached by text, validate.py); on the worker, the snapshot
+is taken (the Rust ring copies only its open segment; frozen segments are shared; with index
+pushdown only the matching rows) and becomes the rows of `events` without re-registering anything
+in DuckDB per query (see `_EVENTS`); `traces`, `logs`, `metrics`, `sessions` are views over it
+created once. A watchdog thread
 interrupts a query that runs past the timeout. Rows are serialised to JSON by DuckDB itself
 (`to_json`), so a 10 000-row answer costs the worker little GIL time. A point lookup (point.py:
 `SELECT … WHERE trace_id = $1`) skips DuckDB: its index rows are written as JSON in Rust."""
@@ -37,9 +37,23 @@ _PUSHDOWN_MAX_ROWS = 20_000
 # the hot tier has since freed are not kept alive by the cache.
 _CACHE_IDLE_S = 30.0
 
-# The snapshot of the hot tier's Arrow columns (rust/hot/arrow.rs) is registered as `events` itself:
+# `events` is the hot tier's Arrow columns (rust/hot/arrow.rs) as three registered sources, in seq
+# order (`ArrowSegments`): the head (oldest segments, partly evicted) and the stable frozen segments,
+# both only in a full scan, then `_events_rows`: the open segment in a full scan, the index rows in a
+# pushdown (pushdown.py). The stable part is a pyarrow Table, whose scan reads only the columns a
+# query uses, registered again only when it changes (a segment freezes every 4096 events). The
+# changing parts are stream sources registered once, whose rows are swapped per query. Registering
+# costs DuckDB ~1 ms holding the GIL, which the event loop then waits for: done per query, it
+# doubled fan-out's p99 latency while heavy queries ran. `getvariable` is folded when the query is
+# planned, so a pushdown query does not touch the other two sources.
 # `payload` and `extra` carry the `arrow.json` extension type, so DuckDB reads them as JSON (a legacy
 # row's payload comes back as an object, as in the original) without a view casting them.
+_EVENTS = (
+    "CREATE VIEW events AS "
+    "SELECT * FROM _events_head WHERE getvariable('ue_full_scan') UNION ALL "
+    "SELECT * FROM _events_frozen WHERE getvariable('ue_full_scan') UNION ALL "
+    "SELECT * FROM _events_rows"
+)
 _VIEWS = {
     "traces": "SELECT * FROM events WHERE event_type = 'trace'",
     "logs": "SELECT * FROM events WHERE event_type = 'log'",
@@ -133,15 +147,15 @@ class SqlEngine:
         self._con: Any = None  # created on the worker thread at first use
         self._in_flight = 0
         self._last_query = 0.0
-        # Worker-thread only: pyarrow batches per frozen segment, by (first seq, live rows). Importing
-        # a segment through the C stream costs ~0.1 ms, ~25 ms for 1M rows; cached, only the open
-        # segment and new segments are imported per query.
+        # Worker-thread only: pyarrow batches per stable frozen segment, by (first seq, live rows).
+        # Importing a segment through the C stream costs ~0.1 ms, ~25 ms for 1M rows; cached, only
+        # new segments are imported when the stable part changes.
         self._segment_cache: dict[tuple[int, int], list[Any]] = {}
-        self._frozen_keys: list[tuple[int, int]] | None = None  # of _frozen_table, all cached segments
-        self._frozen_table: Any = None
+        self._frozen_keys: list[tuple[int, int]] | None = None  # of the registered `_events_frozen`
         self._schema: Any = None
-        self._pushdown_rows = _CurrentSnapshot()
-        self._registered = "empty"  # what `events` is: "empty", "table" or "pushdown"
+        self._head_rows = _CurrentSnapshot()  # `_events_head`
+        self._rows = _CurrentSnapshot()  # `_events_rows`
+        self._full_scan = True  # the value of `ue_full_scan`
         self._watchdog = _Watchdog()
         self._idle_check: asyncio.TimerHandle | None = None
 
@@ -152,11 +166,10 @@ class SqlEngine:
         values = check_params(params)
         if self._in_flight >= self.max_waiting:
             raise QueryBusy(f"Too many queries in progress ({self.max_waiting}); try again")
-        snapshot = self._snapshot(query.tree, values)
         self._in_flight += 1
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._answer, query, values, snapshot)
+            return await loop.run_in_executor(self._executor, self._answer, query, values)
         finally:
             self._in_flight -= 1
             self._last_query = time.monotonic()
@@ -172,9 +185,9 @@ class SqlEngine:
             self._idle_check = asyncio.get_running_loop().call_later(
                 max(0.1, _CACHE_IDLE_S - idle_for), self._forget_if_idle)
 
-    def _snapshot(self, tree: Any, params: list[Any]) -> Any:
+    def _snapshot(self, query: Checked, params: list[Any]) -> Any:
         """The rows the query can see; only the index matches when pushdown.py allows it."""
-        found = index_filter(tree, params)
+        found = index_filter(query.index_equalities, params)
         if found is not None:
             snapshot = self.hot.arrow_snapshot_where(found[0], found[1], _PUSHDOWN_MAX_ROWS)
             if snapshot is not None:
@@ -203,16 +216,28 @@ class SqlEngine:
             })
             import pyarrow as pa
 
-            self._schema = pa.table(self.hot.arrow_snapshot()).schema  # once: the views need a relation
-            con.register("events", self._schema.empty_table())
+            # The schema alone, without importing any rows.
+            self._schema = pa.RecordBatchReader.from_stream(self.hot.arrow_segments().open()).schema
+            self._head_rows.empty = self._rows.empty = self._schema.empty_table()
+            con.register("_events_head", self._head_rows)
+            con.register("_events_frozen", self._schema.empty_table())
+            con.register("_events_rows", self._rows)
+            con.execute("SET VARIABLE ue_full_scan = true")
+            con.execute(_EVENTS)
             for name, body in _VIEWS.items():
                 con.execute(f"CREATE VIEW {name} AS {body}")
             con.execute(_EXACT_QUANTILES)
             self._con = con
         return self._con
 
-    def _answer(self, query: Checked, params: list[Any], snapshot: Any) -> QueryResult:
-        """A point lookup over its index rows without DuckDB (point.py), any other query on DuckDB."""
+    def _answer(self, query: Checked, params: list[Any]) -> QueryResult:
+        """A point lookup over its index rows without DuckDB (point.py), any other query on DuckDB.
+
+        The snapshot is taken here, on the worker, holding the GIL, so the hot tier cannot change
+        under it (its methods never release the GIL). Taken on the event loop instead, it made
+        fan-out's p99 latency 2.06x idle while heavy queries ran back to back, against 1.30x here
+        (bench/README.md)."""
+        snapshot = self._snapshot(query, params)
         if query.point is not None and not isinstance(snapshot, ArrowSegments):
             answer = self._answer_point(query.point, snapshot)
             if answer is not None:
@@ -258,7 +283,7 @@ class SqlEngine:
             raise QueryFailed(str(exc).split("\n\n")[0], 500) from None
         finally:
             self._watchdog.disarm()
-            self._pushdown_rows.current = None
+            self._head_rows.current = self._rows.current = None  # keep no rows alive between queries
         truncated = len(rows) > self.max_rows
         if truncated:
             rows = rows[: self.max_rows]
@@ -269,63 +294,55 @@ class SqlEngine:
         return QueryResult(body, columns, len(rows), truncated, elapsed)
 
     def _expose(self, con: Any, snapshot: Any) -> None:
-        """Make `snapshot` the `events` relation (sharing its buffers).
+        """Make `snapshot` (an `ArrowSegments`, or the index rows of a pushdown) the rows of `events`."""
+        full_scan = isinstance(snapshot, ArrowSegments)
+        if full_scan:
+            self._register_frozen(con, snapshot)
+            self._head_rows.current, self._rows.current = snapshot.head(), snapshot.open()
+        else:
+            self._rows.current = snapshot
+        if full_scan != self._full_scan:
+            con.execute(f"SET VARIABLE ue_full_scan = {str(full_scan).lower()}")
+            self._full_scan = full_scan
 
-        An index-pushdown snapshot (a few rows) goes through `_pushdown_rows`, registered once:
-        registering a table costs DuckDB ~1 ms, more than the rest of a small query. A full
-        snapshot is registered as a pyarrow Table, whose scan reads only the columns the query
-        uses (a stream like `_pushdown_rows` would hand over all 39 for every batch). The last
-        registration stays until the next query; `_forget_segments` drops it when idle."""
-        if isinstance(snapshot, ArrowSegments):
-            con.register("events", self._table(snapshot))
-            self._registered = "table"
-            return
-        self._pushdown_rows.current = snapshot
-        if self._registered != "pushdown":
-            con.register("events", self._pushdown_rows)
-            self._registered = "pushdown"
-
-    def _table(self, segments: Any) -> Any:
-        """A pyarrow Table over the snapshot's segments (an `ArrowSegments`).
-
-        The frozen segments' Table is kept while their keys stay the same (a segment freezes every
-        4096 events), so a query usually only imports the open segment and concatenates two
-        Tables: less GIL time on this thread, which the event loop would otherwise wait for."""
+    def _register_frozen(self, con: Any, segments: Any) -> None:
+        """Register the stable frozen segments as `_events_frozen`, unless they are the ones
+        registered already. Segments already imported come from the cache."""
         import pyarrow as pa
 
         frozen_keys = segments.frozen_keys()
-        if frozen_keys != self._frozen_keys:
-            batches: list[Any] = []
-            keep: dict[tuple[int, int], list[Any]] = {}
-            for i, key in enumerate(frozen_keys):
-                cached = self._segment_cache.get(key)
-                keep[key] = cached if cached is not None else pa.table(segments.frozen(i)).to_batches()
-                batches.extend(keep[key])
-            self._segment_cache = keep
-            self._frozen_keys = frozen_keys
-            self._frozen_table = pa.Table.from_batches(batches, schema=self._schema)
-        open_rows = segments.open()
-        if open_rows is None:
-            return self._frozen_table
-        return pa.concat_tables([self._frozen_table, pa.table(open_rows)])
+        if frozen_keys == self._frozen_keys:
+            return
+        batches: list[Any] = []
+        keep: dict[tuple[int, int], list[Any]] = {}
+        for i, key in enumerate(frozen_keys):
+            cached = self._segment_cache.get(key)
+            keep[key] = cached if cached is not None else pa.table(segments.frozen(i)).to_batches()
+            batches.extend(keep[key])
+        self._segment_cache = keep
+        self._frozen_keys = frozen_keys
+        con.register("_events_frozen", pa.Table.from_batches(batches, schema=self._schema))
 
     def _forget_segments(self) -> None:
-        self._segment_cache, self._frozen_keys, self._frozen_table = {}, None, None
-        if self._registered == "table":  # the registered Table holds the segments too
-            self._con.register("events", self._schema.empty_table())
-            self._registered = "empty"
+        """Drop every reference to the hot tier's segments (the registered Table holds them too)."""
+        self._segment_cache, self._frozen_keys = {}, None
+        if self._con is not None:
+            self._con.register("_events_frozen", self._schema.empty_table())
 
 
 class _CurrentSnapshot:
-    """An Arrow stream source whose rows are the snapshot set for the query now running. DuckDB
-    asks a registered object for a fresh stream at every scan, so one registration serves every
-    query (and a query that scans `events` twice gets the same rows twice)."""
+    """An Arrow stream source whose rows are the snapshot set for the query now running (`empty`
+    between queries). DuckDB asks a registered object for a fresh stream at every scan, so one
+    registration serves every query (and a query that scans `events` twice gets the same rows
+    twice)."""
 
     def __init__(self) -> None:
         self.current: Any = None
+        self.empty: Any = None
 
     def __arrow_c_stream__(self, requested_schema: Any = None) -> Any:
-        return self.current.__arrow_c_stream__(requested_schema)
+        rows = self.current if self.current is not None else self.empty
+        return rows.__arrow_c_stream__(requested_schema)
 
 
 class _Watchdog:

@@ -19,30 +19,41 @@ INDEXED = ("trace_id", "session_id", "correlation_id", "id")
 EVENT_RELATIONS = ("events", "traces", "logs", "metrics")
 
 
-def index_filter(tree: exp.Expression, params: list[Any]) -> tuple[str, str] | None:
-    """(column, value) of an indexed equality every answer row satisfies, or None."""
+# (indexed column, the literal or `$n` it must equal), one per usable conjunct, in WHERE order.
+Equalities = tuple[tuple[str, exp.Expression], ...]
+
+
+def index_equalities(tree: exp.Expression) -> Equalities:
+    """The indexed equalities every answer row of `tree` satisfies, before parameters are known
+    (found once per query text: the walk costs ~50 µs of the event loop)."""
     if not isinstance(tree, exp.Select) or tree.args.get("with_") or tree.args.get("joins"):
-        return None
+        return ()
     tables = list(tree.find_all(exp.Table))
     if len(tables) != 1 or any(True for _ in tree.find_all(exp.Subquery, exp.Lateral, exp.Unnest)):
-        return None
+        return ()
     if len(list(tree.find_all(exp.Select))) != 1:
-        return None
+        return ()
     table = tables[0]
     if table.name.lower() not in EVENT_RELATIONS or table.db:
-        return None
+        return ()
     where = tree.args.get("where")
     if where is None:
-        return None
+        return ()
     qualifiers = {"", table.name.lower(), table.alias_or_name.lower()}
-    for conjunct in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
-        found = _equality(conjunct.unnest(), qualifiers, params)
-        if found is not None:
-            return found
+    conjuncts = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
+    return tuple(found for c in conjuncts if (found := _equality(c.unnest(), qualifiers)) is not None)
+
+
+def index_filter(equalities: Equalities, params: list[Any]) -> tuple[str, str] | None:
+    """(column, value) of the first equality whose value is a string with these parameters, or None."""
+    for column, node in equalities:
+        value = _string_value(node, params)
+        if value is not None:
+            return column, value
     return None
 
 
-def _equality(node: exp.Expression, qualifiers: set[str], params: list[Any]) -> tuple[str, str] | None:
+def _equality(node: exp.Expression, qualifiers: set[str]) -> tuple[str, exp.Expression] | None:
     if not isinstance(node, exp.EQ):
         return None
     for column, other in ((node.this, node.expression), (node.expression, node.this)):
@@ -50,9 +61,8 @@ def _equality(node: exp.Expression, qualifiers: set[str], params: list[Any]) -> 
             continue
         if column.table.lower() not in qualifiers:
             continue
-        value = _string_value(other, params)
-        if value is not None:
-            return column.name.lower(), value
+        if (isinstance(other, exp.Literal) and other.is_string) or isinstance(other, (exp.Placeholder, exp.Parameter)):
+            return column.name.lower(), other
     return None
 
 

@@ -22,6 +22,7 @@ from sqlglot.tokens import Token, TokenType
 
 from ..errors import EventValidationError
 from .point import PointLookup, point_lookup
+from .pushdown import Equalities, index_equalities
 
 DIALECT = "duckdb"
 MAX_SQL_LENGTH = 10_240
@@ -87,10 +88,12 @@ def _bad(message: str) -> EventValidationError:
 @dataclass(frozen=True, slots=True)
 class Checked:
     """A query that passed the checks: its tree (shared, never modify it), the text to run, and
-    (cached here with them) the point lookup it is, if any (point.py)."""
+    (cached here with them, so the event loop does not walk the tree again) the indexed
+    equalities it holds (pushdown.py) and the point lookup it is, if any (point.py)."""
 
     tree: exp.Query
     text: str
+    index_equalities: Equalities
     point: PointLookup | None
 
 
@@ -115,7 +118,7 @@ _CACHED_SQL_LENGTH = 1024
 
 def _check_to_run(sql: Any) -> Checked:
     tree = check(sql)
-    return Checked(tree, tree.sql(dialect=DIALECT), point_lookup(tree))
+    return Checked(tree, tree.sql(dialect=DIALECT), index_equalities(tree), point_lookup(tree))
 
 
 _cached_check_to_run = lru_cache(maxsize=128)(_check_to_run)
