@@ -95,3 +95,20 @@ def test_other_batches_go_through_append(tmp_path: Path) -> None:
     table.refresh()
     assert table.scan().to_arrow().num_rows == 10
     assert table.current_snapshot().summary.additional_properties[POSITION_PROPERTY] == "1"
+
+
+def test_transaction_metadata_follows_staged_updates(tmp_path: Path) -> None:
+    """The transaction append_sorted commits with reuses its metadata copy only while nothing changed."""
+    from unified_events.cold.writer import _MetadataOnceTransaction
+
+    table = _tables(tmp_path, "t")
+    tx = _MetadataOnceTransaction(table)
+    first = tx.table_metadata
+    assert tx.table_metadata is first  # nothing staged: the same copy
+    assert first is not table.metadata and first == table.metadata  # a copy, as pyiceberg's
+    tx.set_properties({"unified-events.test": "1"})
+    staged = tx.table_metadata
+    assert staged is not first and staged.properties["unified-events.test"] == "1"
+    tx.commit_transaction()
+    assert table.metadata.properties["unified-events.test"] == "1"
+    assert tx.table_metadata == table.metadata  # the committed table's metadata, nothing staged
