@@ -92,6 +92,9 @@ class DurableLogSource:
 
         self.log_dir = str(log_dir)
         self._reader = _core.LogReader(self.log_dir)
+        # head() is asked from the committer thread (status.json) while the archiver reads on
+        # another: a reader of its own, as one LogReader serves one call at a time.
+        self._head_reader = _core.LogReader(self.log_dir)
         self._decode: Callable[[bytes], tuple[Accepted, int]] = records.decode_with_time
 
     def describe(self) -> str:
@@ -110,4 +113,4 @@ class DurableLogSource:
         return int.from_bytes(raw[1:9], "little", signed=True) or None if len(raw) >= 9 else None
 
     def head(self) -> int | None:
-        return int(self._reader.last_position())
+        return int(self._head_reader.last_position())
