@@ -353,19 +353,20 @@ impl LegacyEvent {
     /// `ColumnStore::push` reads back from `record`, taken from the values the row was built
     /// from. A legacy row has no `extra` (its payload has a column).
     pub fn arrow_cells(&self) -> [Option<Cell<'_>>; COLUMN_COUNT] {
-        fn text(bytes: &[u8]) -> Option<Cell<'_>> {
-            let text = std::str::from_utf8(bytes).expect("built from strings");
+        fn text(text: &str) -> Option<Cell<'_>> {
             Some(Cell::Text(Cow::Borrowed(text)))
         }
-        let payload = &self.frame[self.payload_in_frame.clone()];
+        let utf8 = |bytes| std::str::from_utf8(bytes).expect("built from strings");
+        let payload = utf8(&self.frame[self.payload_in_frame.clone()]);
+        let iso = utf8(&self.record[self.iso_in_record.clone()]);
         std::array::from_fn(|i| match ROW[i].1 {
             Fill::Null => None,
-            Fill::Id => text(self.id.as_bytes()),
-            Fill::Type => text(self.event_type.as_bytes()),
-            Fill::Topic => text(self.topic.as_bytes()),
-            Fill::Iso => text(&self.record[self.iso_in_record.clone()]),
+            Fill::Id => text(&self.id),
+            Fill::Type => text(&self.event_type),
+            Fill::Topic => text(&self.topic),
+            Fill::Iso => text(iso),
             // `data` is the payload's JSON as a JSON string: unquoted, the payload's text.
-            Fill::Data if is_falsy(payload) => None,
+            Fill::Data if is_falsy(payload.as_bytes()) => None,
             Fill::Data | Fill::Payload => text(payload),
             Fill::TimestampMs => Some(Cell::Int(self.timestamp_ms)),
         })
@@ -384,9 +385,9 @@ impl LegacyEvent {
         }
     }
 
-    /// The durable-log record payload (`records.encode`), appended to `out`.
-    pub fn encode_record(&self, accepted_at_ms: i64, out: &mut Vec<u8>) {
-        let fields: [Option<&[u8]>; 9] = [
+    /// The fields of the durable-log record, in `records.encode` order.
+    fn record_fields(&self) -> [Option<&[u8]>; 9] {
+        [
             Some(self.id.as_bytes()),
             Some(self.topic.as_bytes()),
             Some(self.event_type.as_bytes()),
@@ -396,8 +397,24 @@ impl LegacyEvent {
             None,
             Some(&self.frame),
             Some(&self.record),
-        ];
-        out.reserve(RECORD_HEADER + fields.iter().flatten().map(|f| f.len()).sum::<usize>());
+        ]
+    }
+
+    /// The length of the payload `encode_record` appends.
+    pub fn record_len(&self) -> usize {
+        RECORD_HEADER
+            + self
+                .record_fields()
+                .iter()
+                .flatten()
+                .map(|f| f.len())
+                .sum::<usize>()
+    }
+
+    /// The durable-log record payload (`records.encode`), appended to `out`.
+    pub fn encode_record(&self, accepted_at_ms: i64, out: &mut Vec<u8>) {
+        let fields = self.record_fields();
+        out.reserve(self.record_len());
         out.push(1);
         out.extend_from_slice(&accepted_at_ms.to_le_bytes());
         out.extend_from_slice(&self.timestamp_ms.to_le_bytes());

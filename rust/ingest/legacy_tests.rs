@@ -85,6 +85,7 @@ fn encodes_the_log_record_layout() {
     let len = |i: usize| u32::from_le_bytes(out[17 + 4 * i..21 + 4 * i].try_into().unwrap());
     assert_eq!((len(0), len(1), len(3), len(4)), (1, 1, 1, u32::MAX));
     assert_eq!(out.len(), 53 + 4 + e.frame.len() + e.record.len());
+    assert_eq!(out.len(), e.record_len());
 }
 
 #[test]
