@@ -164,7 +164,7 @@ impl HotTier {
     pub fn insert(&mut self, meta: &EventMeta<'_>, frame: &[u8], record: &[u8]) -> u64 {
         let seq = self.last_seq + 1;
         let arrow_bytes = self.columns.push(seq, record, frame);
-        self.insert_entry(meta, frame, record, arrow_bytes)
+        self.insert_entry(meta, frame, record, arrow_bytes, false)
     }
 
     /// `insert` for a caller that has the Arrow row's values already (`ColumnStore::push_cells`):
@@ -178,14 +178,7 @@ impl HotTier {
     ) -> u64 {
         let seq = self.last_seq + 1;
         let arrow_bytes = self.columns.push_cells(seq, row.cells, row.extra);
-        let seq_inserted = self.insert_entry(meta, frame, record, arrow_bytes);
-        debug_assert_eq!(seq, seq_inserted);
-        if row.record_rebuilds {
-            if let Some(entry) = self.entries.back_mut() {
-                entry.record_rebuilds = true;
-            }
-        }
-        seq
+        self.insert_entry(meta, frame, record, arrow_bytes, row.record_rebuilds)
     }
 
     /// The rest of an insert once the Arrow row of seq `last_seq + 1` is appended.
@@ -195,6 +188,7 @@ impl HotTier {
         frame: &[u8],
         record: &[u8],
         arrow_bytes: usize,
+        record_rebuilds: bool,
     ) -> u64 {
         self.last_seq += 1;
         let seq = self.last_seq;
@@ -228,7 +222,7 @@ impl HotTier {
             fields: fields.map(|v| v.map(Into::into)),
             frame: frame.into(),
             record: Some(record.into()),
-            record_rebuilds: false,
+            record_rebuilds,
             bytes,
         });
         self.bytes_used += bytes;
