@@ -84,6 +84,8 @@ const COLUMNS: &[(&str, Kind)] = &[
     ("payload", Kind::Json),
     ("timestamp_ms", Kind::Int),
 ];
+/// The columns a row's cells fill, in `COLUMNS` order (`seq` and `extra` come separately).
+pub const COLUMN_COUNT: usize = COLUMNS.len();
 const PAYLOAD: usize = 35;
 const SEQ_COLUMN: &str = "seq";
 const EXTRA_COLUMN: &str = "extra";
@@ -102,6 +104,11 @@ pub const ARROW_ROW_FIXED: usize = {
     }
     total
 };
+
+/// The names of the columns a row's cells fill, in order (see `ColumnStore::push_cells`).
+pub fn cell_columns() -> impl Iterator<Item = &'static str> {
+    COLUMNS.iter().map(|&(name, _)| name)
+}
 
 /// The Arrow schema of the `events` relation.
 pub fn schema() -> SchemaRef {
@@ -148,6 +155,30 @@ fn data_type(kind: Kind) -> DataType {
     }
 }
 
+/// One column value of a row, already converted to the column's kind: what `push` reads from
+/// the hot row JSON, or what a caller that built the row has at hand (`push_cells`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell<'a> {
+    /// For `Str`, `Cat` and `Json` columns: the stored text (a string unquoted; JSON text for
+    /// a `Json` column).
+    Text(Cow<'a, str>),
+    Int(i64),
+    Real(f64),
+}
+
+impl<'a> Cell<'a> {
+    /// The value of a column as the hot row JSON gives it (None = missing key); None for null
+    /// and for a value the column's kind does not take.
+    fn from_json(kind: Kind, raw: Option<&'a RawValue>) -> Option<Self> {
+        let text = raw.map(RawValue::get).filter(|t| *t != "null")?;
+        match kind {
+            Kind::Str | Kind::Cat | Kind::Json => text_value(kind, Some(text)).map(Cell::Text),
+            Kind::Int => as_int(text).map(Cell::Int),
+            Kind::Real => as_real(text).map(Cell::Real),
+        }
+    }
+}
+
 enum Builder {
     Str(StringBuilder),
     Cat(StringDictionaryBuilder<Int32Type>),
@@ -165,32 +196,42 @@ impl Builder {
         }
     }
 
-    /// Append one JSON value (None = missing key) converted to the column's kind; returns the
-    /// text bytes appended.
-    fn push(&mut self, kind: Kind, raw: Option<&RawValue>) -> usize {
-        let text = raw.map(RawValue::get).filter(|t| *t != "null");
-        match self {
-            Self::Str(b) => {
-                let value = text_value(kind, text);
-                b.append_option(value.as_deref());
-                value.map_or(0, |v| v.len())
+    /// Append one value (None = null); returns the text bytes appended. A value of the wrong
+    /// kind for the column (never produced by `Cell::from_json`) is appended as null.
+    fn push(&mut self, cell: Option<Cell<'_>>) -> usize {
+        match (self, cell) {
+            (Self::Str(b), Some(Cell::Text(v))) => {
+                b.append_value(&v);
+                v.len()
             }
-            Self::Cat(b) => {
-                let value = text_value(kind, text);
-                match &value {
-                    Some(v) => b.append_value(v),
-                    None => b.append_null(),
-                }
-                // Counted as if stored per row, as a `Str` is: the ring's byte budget stays an
-                // upper bound whatever the dictionary saves.
-                value.map_or(0, |v| v.len())
-            }
-            Self::Int(b) => {
-                b.append_option(text.and_then(as_int));
+            (Self::Str(b), _) => {
+                b.append_null();
                 0
             }
-            Self::Real(b) => {
-                b.append_option(text.and_then(as_real));
+            // Counted as if stored per row, as a `Str` is: the ring's byte budget stays an
+            // upper bound whatever the dictionary saves.
+            (Self::Cat(b), Some(Cell::Text(v))) => {
+                b.append_value(&v);
+                v.len()
+            }
+            (Self::Cat(b), _) => {
+                b.append_null();
+                0
+            }
+            (Self::Int(b), Some(Cell::Int(v))) => {
+                b.append_value(v);
+                0
+            }
+            (Self::Int(b), _) => {
+                b.append_null();
+                0
+            }
+            (Self::Real(b), Some(Cell::Real(v))) => {
+                b.append_value(v);
+                0
+            }
+            (Self::Real(b), _) => {
+                b.append_null();
                 0
             }
         }
@@ -352,29 +393,42 @@ impl ColumnStore {
     /// hot row JSON, `frame` the wire frame (for `extra`); a malformed record gives a row of nulls.
     /// Returns the row's size in Arrow buffers (`ARROW_ROW_FIXED` + its text).
     pub fn push(&mut self, seq: u64, record: &[u8], frame: &[u8]) -> usize {
-        if self.open_alive.is_empty() {
-            self.open_first_seq = seq;
-        }
-        debug_assert_eq!(seq, self.open_first_seq + self.open_alive.len() as u64);
         let members = std::str::from_utf8(record)
             .ok()
             .and_then(ordered_members)
             .unwrap_or_default();
         let row = Row::new(&members);
-        let mut bytes = ARROW_ROW_FIXED;
-        for (i, (builder, &(name, kind))) in self.builders.iter_mut().zip(COLUMNS).enumerate() {
-            bytes += builder.push(kind, row.get(i, name));
+        let cells: [Option<Cell<'_>>; COLUMN_COUNT] =
+            std::array::from_fn(|i| Cell::from_json(COLUMNS[i].1, row.get(i, COLUMNS[i].0)));
+        // `extra` only for unified events: a legacy row carries its payload in `payload`.
+        let extra = if cells[PAYLOAD].is_some() {
+            None
+        } else {
+            extra_json(frame)
+        };
+        self.push_cells(seq, cells, extra)
+    }
+
+    /// `push` for a caller that has the row's values already (the ingest fast path): one cell
+    /// per column of `COLUMNS`, and `extra`. The same values give the same row as `push`.
+    pub fn push_cells(
+        &mut self,
+        seq: u64,
+        cells: [Option<Cell<'_>>; COLUMN_COUNT],
+        extra: Option<String>,
+    ) -> usize {
+        if self.open_alive.is_empty() {
+            self.open_first_seq = seq;
         }
-        let n = COLUMNS.len();
-        if let Builder::Int(b) = &mut self.builders[n] {
+        debug_assert_eq!(seq, self.open_first_seq + self.open_alive.len() as u64);
+        let mut bytes = ARROW_ROW_FIXED;
+        for (builder, cell) in self.builders.iter_mut().zip(cells) {
+            bytes += builder.push(cell);
+        }
+        if let Builder::Int(b) = &mut self.builders[COLUMN_COUNT] {
             b.append_value(i64::try_from(seq).unwrap_or(i64::MAX));
         }
-        // `extra` only for unified events: a legacy row carries its payload in `payload`.
-        let legacy = row
-            .get(PAYLOAD, "payload")
-            .is_some_and(|p| p.get() != "null");
-        if let Builder::Str(b) = &mut self.builders[n + 1] {
-            let extra = if legacy { None } else { extra_json(frame) };
+        if let Builder::Str(b) = &mut self.builders[COLUMN_COUNT + 1] {
             bytes += extra.as_ref().map_or(0, String::len);
             b.append_option(extra);
         }
@@ -523,19 +577,27 @@ impl ColumnStore {
         self.open_first_seq
     }
 
-    /// The hot row JSON of a live row in a frozen segment, rebuilt from the columns in the shape
-    /// `events.py` writes (compact, `COLUMNS` order). None when `seq` is not frozen and live.
-    /// The ring keeps a row's original JSON unless this reproduces it byte for byte.
-    pub fn row_json(&self, seq: u64) -> Option<String> {
+    /// Whether `seq` is a live row of a frozen segment (one `row_json` rebuilds).
+    pub fn holds_live_frozen(&self, seq: u64) -> bool {
+        self.live_frozen(seq).is_some()
+    }
+
+    /// The frozen segment holding `seq` and its row there, when that row is live.
+    fn live_frozen(&self, seq: u64) -> Option<(&Frozen, usize)> {
         let i = self
             .frozen
             .partition_point(|f| f.first_seq <= seq)
             .checked_sub(1)?;
         let seg = &self.frozen[i];
         let row = usize::try_from(seq - seg.first_seq).ok()?;
-        if !*seg.alive.get(row)? {
-            return None;
-        }
+        seg.alive.get(row)?.then_some((seg, row))
+    }
+
+    /// The hot row JSON of a live row in a frozen segment, rebuilt from the columns in the shape
+    /// `events.py` writes (compact, `COLUMNS` order). None when `seq` is not frozen and live.
+    /// The ring keeps a row's original JSON unless this reproduces it byte for byte.
+    pub fn row_json(&self, seq: u64) -> Option<String> {
+        let (seg, row) = self.live_frozen(seq)?;
         // Bytes, so strings are escaped straight into the row (serde_json escapes as orjson does).
         let mut out: Vec<u8> = Vec::with_capacity(1024);
         out.push(b'{');

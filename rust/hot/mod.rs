@@ -5,4 +5,4 @@ pub mod arrow;
 pub(crate) mod json;
 pub mod ring;
 
-pub use ring::{EventMeta, Field, HotTier};
+pub use ring::{ArrowRow, EventMeta, Field, HotTier};

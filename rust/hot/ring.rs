@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use rustc_hash::FxHashMap;
 
-use super::arrow::ColumnStore;
+use super::arrow::{Cell, ColumnStore, COLUMN_COUNT};
 use crate::error::CoreError;
 use crate::topic::PatternKind;
 
@@ -25,6 +25,18 @@ pub const ENTRY_OVERHEAD: usize = 256;
 /// JSON rows checked against their Arrow columns per insert: more than one, so the check keeps up
 /// with inserts, and few, so it never stalls one insert (a frozen segment is 4096 rows).
 const COMPACT_PER_INSERT: usize = 2;
+
+/// An event's Arrow row as a caller that built the event has it at hand (`HotTier::insert_cells`).
+#[derive(Debug)]
+pub struct ArrowRow<'a> {
+    /// What `ColumnStore::push` would read from the hot row JSON, one cell per column.
+    pub cells: [Option<Cell<'a>>; COLUMN_COUNT],
+    pub extra: Option<String>,
+    /// The hot row JSON is byte for byte what `ColumnStore::row_json` rebuilds from these
+    /// cells (compact, in `COLUMNS` order, strings escaped as serde_json does), so the row
+    /// compaction need not rebuild it to check. Debug builds check anyway.
+    pub record_rebuilds: bool,
+}
 
 /// The indexed fields, in the order of `Entry::fields`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +90,9 @@ struct Entry {
     frame: Box<[u8]>,
     /// The hot row JSON; None once the Arrow columns are known to rebuild it exactly.
     record: Option<Box<[u8]>>,
+    /// The inserter vouched that `record` is the form the Arrow columns rebuild
+    /// (`ArrowRow::record_rebuilds`): compaction drops it without rebuilding it to compare.
+    record_rebuilds: bool,
     bytes: usize,
 }
 
@@ -147,6 +162,34 @@ impl HotTier {
     /// Append an event; returns its seq. Evicts the oldest while over the byte budget, but
     /// never the event just added: one event larger than the budget is kept on its own.
     pub fn insert(&mut self, meta: &EventMeta<'_>, frame: &[u8], record: &[u8]) -> u64 {
+        let seq = self.last_seq + 1;
+        let arrow_bytes = self.columns.push(seq, record, frame);
+        self.insert_entry(meta, frame, record, arrow_bytes, false)
+    }
+
+    /// `insert` for a caller that has the Arrow row's values already (`ColumnStore::push_cells`):
+    /// the same row without parsing `record` again. `row` must be what `record` holds.
+    pub fn insert_cells(
+        &mut self,
+        meta: &EventMeta<'_>,
+        frame: &[u8],
+        record: &[u8],
+        row: ArrowRow<'_>,
+    ) -> u64 {
+        let seq = self.last_seq + 1;
+        let arrow_bytes = self.columns.push_cells(seq, row.cells, row.extra);
+        self.insert_entry(meta, frame, record, arrow_bytes, row.record_rebuilds)
+    }
+
+    /// The rest of an insert once the Arrow row of seq `last_seq + 1` is appended.
+    fn insert_entry(
+        &mut self,
+        meta: &EventMeta<'_>,
+        frame: &[u8],
+        record: &[u8],
+        arrow_bytes: usize,
+        record_rebuilds: bool,
+    ) -> u64 {
         self.last_seq += 1;
         let seq = self.last_seq;
         let fields: [Option<&str>; FIELD_COUNT] = [
@@ -158,7 +201,6 @@ impl HotTier {
             Some(meta.ns),
             Some(meta.topic),
         ];
-        let arrow_bytes = self.columns.push(seq, record, frame);
         let bytes = ENTRY_OVERHEAD
             + frame.len()
             + record.len()
@@ -180,6 +222,7 @@ impl HotTier {
             fields: fields.map(|v| v.map(Into::into)),
             frame: frame.into(),
             record: Some(record.into()),
+            record_rebuilds,
             bytes,
         });
         self.bytes_used += bytes;
@@ -206,14 +249,25 @@ impl HotTier {
             let Some(i) = self.position(seq) else {
                 continue;
             };
-            let rebuilt = self.columns.row_json(seq);
-            let entry = &mut self.entries[i];
-            if let (Some(row), Some(rebuilt)) = (&entry.record, rebuilt) {
-                if **row == *rebuilt.as_bytes() {
-                    entry.bytes -= row.len();
-                    self.bytes_used -= row.len();
-                    entry.record = None;
-                }
+            let entry = &self.entries[i];
+            let Some(row) = &entry.record else { continue };
+            let rebuilds = if entry.record_rebuilds {
+                debug_assert_eq!(
+                    self.columns.row_json(seq).as_deref().map(str::as_bytes),
+                    Some(&**row),
+                    "a row vouched for rebuilds byte for byte"
+                );
+                self.columns.holds_live_frozen(seq)
+            } else {
+                self.columns
+                    .row_json(seq)
+                    .is_some_and(|rebuilt| *rebuilt.as_bytes() == **row)
+            };
+            if rebuilds {
+                let entry = &mut self.entries[i];
+                let len = entry.record.take().map_or(0, |row| row.len());
+                entry.bytes -= len;
+                self.bytes_used -= len;
             }
         }
     }

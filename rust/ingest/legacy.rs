@@ -6,13 +6,16 @@
 
 use std::borrow::Cow;
 use std::io::Write;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use serde_json::value::RawValue;
 
 use super::canonical::{canonical, write_json_string};
 use super::ids::{write_iso_from_ms, IdGen, MAX_ISO_MS};
+use crate::hot::arrow::{Cell, COLUMN_COUNT};
 use crate::hot::json::{ordered_members_sized, CowStr};
+use crate::hot::ArrowRow;
 use crate::topic::check_topic;
 
 /// One accepted legacy event: `events.Accepted` with ns = topic and no trace/session/correlation.
@@ -24,6 +27,10 @@ pub struct LegacyEvent {
     pub timestamp_ms: i64,
     pub frame: Vec<u8>,
     pub record: Vec<u8>,
+    /// Where the payload's JSON text sits in `frame`, and the ISO timestamp's text (unquoted)
+    /// in `record`: the values of the Arrow row (`arrow_cells`) without parsing the row again.
+    payload_in_frame: Range<usize>,
+    iso_in_record: Range<usize>,
 }
 
 /// How the hot row fills a column of `events.HOT_COLUMNS` for a legacy event.
@@ -40,8 +47,9 @@ enum Fill {
 }
 
 /// `events.HOT_COLUMNS` then the four compatibility keys, as `events._legacy_row_template` fills
-/// them (tests/test_ingest.py holds the two to the same bytes).
-const ROW: [(&str, Fill); 37] = [
+/// them (tests/test_ingest.py holds the two to the same bytes): the columns of the Arrow row too,
+/// in the same order (`hot::arrow::cell_columns`, checked by a test).
+const ROW: [(&str, Fill); COLUMN_COUNT] = [
     ("id", Fill::Id),
     ("event_type", Fill::Type),
     ("event_name", Fill::Type),
@@ -121,7 +129,8 @@ struct Values<'a> {
     timestamp: &'a [u8],
 }
 
-fn frame(v: &Values<'_>) -> Vec<u8> {
+/// The frame, and where the payload sits in it.
+fn frame(v: &Values<'_>) -> (Vec<u8>, Range<usize>) {
     let mut out =
         Vec::with_capacity(64 + v.id.len() + v.event_type.len() + v.topic.len() + v.payload.len());
     out.extend_from_slice(b"{\"id\":");
@@ -131,11 +140,12 @@ fn frame(v: &Values<'_>) -> Vec<u8> {
     out.extend_from_slice(b",\"topic\":");
     out.extend_from_slice(v.topic);
     out.extend_from_slice(b",\"payload\":");
+    let payload = out.len()..out.len() + v.payload.len();
     out.extend_from_slice(v.payload);
     out.extend_from_slice(b",\"timestamp\":");
     out.extend_from_slice(v.timestamp);
     out.push(b'}');
-    out
+    (out, payload)
 }
 
 /// `ROW` as literal text between the filled values: the null columns are part of the text.
@@ -163,9 +173,11 @@ fn row_template() -> &'static RowTemplate {
     })
 }
 
-fn row(v: &Values<'_>) -> Vec<u8> {
+/// The hot row, and where the ISO timestamp (unquoted) sits in it.
+fn row(v: &Values<'_>) -> (Vec<u8>, Range<usize>) {
     let template = row_template();
     let mut out = Vec::with_capacity(700 + 2 * v.payload.len());
+    let mut iso = 0..0;
     for (text, fill) in &template.parts {
         out.extend_from_slice(text);
         match fill {
@@ -175,6 +187,7 @@ fn row(v: &Values<'_>) -> Vec<u8> {
             Fill::Topic => out.extend_from_slice(v.topic),
             Fill::Iso => {
                 out.push(b'"');
+                iso = out.len()..out.len() + v.iso.len();
                 out.extend_from_slice(v.iso);
                 out.push(b'"');
             }
@@ -184,7 +197,7 @@ fn row(v: &Values<'_>) -> Vec<u8> {
         }
     }
     out.extend_from_slice(&template.tail);
-    out
+    (out, iso)
 }
 
 /// Falsy payloads (Python truthiness of what `orjson.loads` gives) have no `data` column.
@@ -295,9 +308,13 @@ fn accept(
         iso: &scratch[iso],
         timestamp: &scratch[timestamp],
     };
+    let (frame, payload_in_frame) = frame(&values);
+    let (record, iso_in_record) = row(&values);
     Some(LegacyEvent {
-        frame: frame(&values),
-        record: row(&values),
+        frame,
+        record,
+        payload_in_frame,
+        iso_in_record,
         id: event_id,
         topic: topic.into_owned(),
         event_type: event_type.into_owned(),
@@ -332,9 +349,45 @@ const RECORD_HEADER: usize = 1 + 8 + 8 + 9 * 4;
 const NONE_LEN: u32 = u32::MAX;
 
 impl LegacyEvent {
-    /// The durable-log record payload (`records.encode`), appended to `out`.
-    pub fn encode_record(&self, accepted_at_ms: i64, out: &mut Vec<u8>) {
-        let fields: [Option<&[u8]>; 9] = [
+    /// The values of the event's Arrow row (`hot::arrow`), one per column of `ROW`: what
+    /// `ColumnStore::push` reads back from `record`, taken from the values the row was built
+    /// from. A legacy row has no `extra` (its payload has a column).
+    pub fn arrow_cells(&self) -> [Option<Cell<'_>>; COLUMN_COUNT] {
+        fn text(text: &str) -> Option<Cell<'_>> {
+            Some(Cell::Text(Cow::Borrowed(text)))
+        }
+        let utf8 = |bytes| std::str::from_utf8(bytes).expect("built from strings");
+        let payload = utf8(&self.frame[self.payload_in_frame.clone()]);
+        let iso = utf8(&self.record[self.iso_in_record.clone()]);
+        std::array::from_fn(|i| match ROW[i].1 {
+            Fill::Null => None,
+            Fill::Id => text(&self.id),
+            Fill::Type => text(&self.event_type),
+            Fill::Topic => text(&self.topic),
+            Fill::Iso => text(iso),
+            // `data` is the payload's JSON as a JSON string: unquoted, the payload's text.
+            Fill::Data if is_falsy(payload.as_bytes()) => None,
+            Fill::Data | Fill::Payload => text(payload),
+            Fill::TimestampMs => Some(Cell::Int(self.timestamp_ms)),
+        })
+    }
+
+    /// The event's Arrow row for `HotTier::insert_cells`. `record` is the form the columns
+    /// rebuild: the template's keys and nulls are `row_json`'s, its strings are escaped by
+    /// serde_json as `row_json`'s are, and `data` (the payload's compact JSON, which holds no
+    /// control characters, with only quotes and backslashes escaped) is what serde_json writes
+    /// for that text. The tests hold the two to the same bytes.
+    pub fn arrow_row(&self) -> ArrowRow<'_> {
+        ArrowRow {
+            cells: self.arrow_cells(),
+            extra: None,
+            record_rebuilds: true,
+        }
+    }
+
+    /// The fields of the durable-log record, in `records.encode` order.
+    fn record_fields(&self) -> [Option<&[u8]>; 9] {
+        [
             Some(self.id.as_bytes()),
             Some(self.topic.as_bytes()),
             Some(self.event_type.as_bytes()),
@@ -344,8 +397,24 @@ impl LegacyEvent {
             None,
             Some(&self.frame),
             Some(&self.record),
-        ];
-        out.reserve(RECORD_HEADER + fields.iter().flatten().map(|f| f.len()).sum::<usize>());
+        ]
+    }
+
+    /// The length of the payload `encode_record` appends.
+    pub fn record_len(&self) -> usize {
+        RECORD_HEADER
+            + self
+                .record_fields()
+                .iter()
+                .flatten()
+                .map(|f| f.len())
+                .sum::<usize>()
+    }
+
+    /// The durable-log record payload (`records.encode`), appended to `out`.
+    pub fn encode_record(&self, accepted_at_ms: i64, out: &mut Vec<u8>) {
+        let fields = self.record_fields();
+        out.reserve(self.record_len());
         out.push(1);
         out.extend_from_slice(&accepted_at_ms.to_le_bytes());
         out.extend_from_slice(&self.timestamp_ms.to_le_bytes());

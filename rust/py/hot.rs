@@ -47,7 +47,8 @@ impl PyHotTier {
     }
 
     /// Insert the events of a legacy batch that `fresh` selects (all when None), in order:
-    /// `insert` for each, without a Python call per event.
+    /// `insert` for each, without a Python call per event (nor a parse of each hot row: the
+    /// batch has the Arrow row's values at hand).
     #[pyo3(signature = (batch, fresh = None))]
     fn insert_legacy(&mut self, batch: &Bound<'_, PyLegacyBatch>, fresh: Option<Vec<bool>>) {
         for e in batch.get().selected(&fresh) {
@@ -61,7 +62,8 @@ impl PyHotTier {
                 session_id: None,
                 correlation_id: None,
             };
-            self.0.insert(&meta, &e.frame, &e.record);
+            self.0
+                .insert_cells(&meta, &e.frame, &e.record, e.arrow_row());
         }
     }
 

@@ -8,6 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
+use crate::ingest::LegacyEvent;
 use crate::log::{Durability, LogReader, LogWriter};
 
 #[pyclass(name = "DurableLog", module = "unified_events._core")]
@@ -55,14 +56,19 @@ impl PyDurableLog {
         accepted_at_ms: i64,
         fresh: Option<Vec<bool>>,
     ) -> PyResult<u64> {
-        let payloads: Vec<Vec<u8>> = batch
-            .get()
-            .selected(&fresh)
-            .map(|e| {
-                let mut out = Vec::new();
-                e.encode_record(accepted_at_ms, &mut out);
-                out
-            })
+        // Every payload into one buffer (one allocation per batch, not one per event).
+        let batch = batch.get();
+        let total = batch.selected(&fresh).map(LegacyEvent::record_len).sum();
+        let mut encoded = Vec::with_capacity(total);
+        let mut ends = Vec::new();
+        for e in batch.selected(&fresh) {
+            e.encode_record(accepted_at_ms, &mut encoded);
+            ends.push(encoded.len());
+        }
+        let payloads: Vec<&[u8]> = std::iter::once(0)
+            .chain(ends.iter().copied())
+            .zip(&ends)
+            .map(|(start, &end)| &encoded[start..end])
             .collect();
         Ok(self.0.append(&payloads)?)
     }
