@@ -175,6 +175,15 @@ def test_index_pushdown_gives_the_same_answer_as_a_scan(loaded: Server) -> None:
     assert query(loaded, "SELECT count(*) AS n FROM events WHERE trace_id = 'no-such-trace'")["rows"] == [{"n": 0}]
 
 
+def test_pushdown_errors_name_the_relation_the_query_names(loaded: Server) -> None:
+    """A pushdown query runs on the index rows' own relation under the name it was given."""
+    for sql in ("SELECT nope FROM traces WHERE trace_id = 'trace-1' AND seq > 0",
+                "SELECT t.nope FROM traces t WHERE t.trace_id = 'trace-1' ORDER BY seq"):
+        status, payload = loaded.json("POST", "/query", {"sql": sql})
+        assert status == 400 and "nope" in payload["error"], payload
+        assert "_indexed" not in payload["error"], payload
+
+
 def test_pushdown_rows_match_scanned_rows_for_every_column(loaded: Server) -> None:
     """Index-pushdown rows come through a stream source registered once (engine.py), a scan's
     through a registered Table with dictionary columns: the same rows and columns either way."""

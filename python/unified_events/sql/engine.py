@@ -28,7 +28,7 @@ import orjson
 from .._core import ArrowSegments
 from ..errors import EventValidationError
 from .point import PointLookup
-from .pushdown import index_filter
+from .pushdown import INDEXED_RELATIONS, index_filter
 from .validate import Checked, checked
 
 # Above this many index matches, scanning the full snapshot is cheaper than slicing row runs.
@@ -38,22 +38,16 @@ _PUSHDOWN_MAX_ROWS = 20_000
 _CACHE_IDLE_S = 30.0
 
 # `events` is the hot tier's Arrow columns (rust/hot/arrow.rs) as three registered sources, in seq
-# order (`ArrowSegments`): the head (oldest segments, partly evicted) and the stable frozen segments,
-# both only in a full scan, then `_events_rows`: the open segment in a full scan, the index rows in a
-# pushdown (pushdown.py). The stable part is a pyarrow Table, whose scan reads only the columns a
-# query uses, registered again only when it changes (a segment freezes every 4096 events). The
-# changing parts are stream sources registered once, whose rows are swapped per query. Registering
-# costs DuckDB ~1 ms holding the GIL, which the event loop then waits for: done per query, it
-# doubled fan-out's p99 latency while heavy queries ran. `getvariable` is folded when the query is
-# planned, so a pushdown query does not touch the other two sources.
+# order (`ArrowSegments`): the head (oldest segments, partly evicted), the stable frozen segments and
+# the open segment. The stable part is a pyarrow Table, whose scan reads only the columns a query
+# uses, registered again only when it changes (a segment freezes every 4096 events); the other two
+# are stream sources registered once, whose rows are swapped per query. Registering costs DuckDB
+# ~1 ms holding the GIL, which the event loop then waits for: done per query, it doubled fan-out's
+# p99 latency while heavy queries ran. An index-pushdown query (pushdown.py) reads only the index
+# rows, through `_events_indexed` and its views: its text names them (`Checked.indexed_text`).
 # `payload` and `extra` carry the `arrow.json` extension type, so DuckDB reads them as JSON (a legacy
 # row's payload comes back as an object, as in the original) without a view casting them.
-_EVENTS = (
-    "CREATE VIEW events AS "
-    "SELECT * FROM _events_head WHERE getvariable('ue_full_scan') UNION ALL "
-    "SELECT * FROM _events_frozen WHERE getvariable('ue_full_scan') UNION ALL "
-    "SELECT * FROM _events_rows"
-)
+_EVENTS = "SELECT * FROM _events_head UNION ALL SELECT * FROM _events_frozen UNION ALL SELECT * FROM _events_open"
 _VIEWS = {
     "traces": "SELECT * FROM events WHERE event_type = 'trace'",
     "logs": "SELECT * FROM events WHERE event_type = 'log'",
@@ -154,8 +148,8 @@ class SqlEngine:
         self._frozen_keys: list[tuple[int, int]] | None = None  # of the registered `_events_frozen`
         self._schema: Any = None
         self._head_rows = _CurrentSnapshot()  # `_events_head`
-        self._rows = _CurrentSnapshot()  # `_events_rows`
-        self._full_scan = True  # the value of `ue_full_scan`
+        self._open_rows = _CurrentSnapshot()  # `_events_open`
+        self._indexed_rows = _CurrentSnapshot()  # `_events_indexed`
         self._watchdog = _Watchdog()
         self._idle_check: asyncio.TimerHandle | None = None
 
@@ -218,14 +212,18 @@ class SqlEngine:
 
             # The schema alone, without importing any rows.
             self._schema = pa.RecordBatchReader.from_stream(self.hot.arrow_segments().open()).schema
-            self._head_rows.empty = self._rows.empty = self._schema.empty_table()
-            con.register("_events_head", self._head_rows)
+            holders = {"_events_head": self._head_rows, "_events_open": self._open_rows,
+                       "_events_indexed": self._indexed_rows}
+            for name, holder in holders.items():
+                holder.empty = self._schema.empty_table()
+                con.register(name, holder)
             con.register("_events_frozen", self._schema.empty_table())
-            con.register("_events_rows", self._rows)
-            con.execute("SET VARIABLE ue_full_scan = true")
-            con.execute(_EVENTS)
+            con.execute(f"CREATE VIEW events AS {_EVENTS}")
             for name, body in _VIEWS.items():
                 con.execute(f"CREATE VIEW {name} AS {body}")
+                if name in INDEXED_RELATIONS:
+                    indexed_body = body.replace("FROM events", f"FROM {INDEXED_RELATIONS['events']}")
+                    con.execute(f"CREATE VIEW {INDEXED_RELATIONS[name]} AS {indexed_body}")
             con.execute(_EXACT_QUANTILES)
             self._con = con
         return self._con
@@ -242,7 +240,8 @@ class SqlEngine:
             answer = self._answer_point(query.point, snapshot)
             if answer is not None:
                 return answer
-        return self._execute(query.text, params, snapshot)
+        indexed = not isinstance(snapshot, ArrowSegments)
+        return self._execute(query.indexed_text if indexed else query.text, params, snapshot)
 
     def _answer_point(self, point: PointLookup, snapshot: Any) -> QueryResult | None:
         """The answer of a point lookup whose index rows are `snapshot` (the WHERE clause is the
@@ -283,7 +282,8 @@ class SqlEngine:
             raise QueryFailed(str(exc).split("\n\n")[0], 500) from None
         finally:
             self._watchdog.disarm()
-            self._head_rows.current = self._rows.current = None  # keep no rows alive between queries
+            # keep no rows alive between queries
+            self._head_rows.current = self._open_rows.current = self._indexed_rows.current = None
         truncated = len(rows) > self.max_rows
         if truncated:
             rows = rows[: self.max_rows]
@@ -294,16 +294,13 @@ class SqlEngine:
         return QueryResult(body, columns, len(rows), truncated, elapsed)
 
     def _expose(self, con: Any, snapshot: Any) -> None:
-        """Make `snapshot` (an `ArrowSegments`, or the index rows of a pushdown) the rows of `events`."""
-        full_scan = isinstance(snapshot, ArrowSegments)
-        if full_scan:
+        """Make `snapshot` the rows of `events` (an `ArrowSegments`) or of `_events_indexed` (the
+        index rows of a pushdown)."""
+        if isinstance(snapshot, ArrowSegments):
             self._register_frozen(con, snapshot)
-            self._head_rows.current, self._rows.current = snapshot.head(), snapshot.open()
+            self._head_rows.current, self._open_rows.current = snapshot.head(), snapshot.open()
         else:
-            self._rows.current = snapshot
-        if full_scan != self._full_scan:
-            con.execute(f"SET VARIABLE ue_full_scan = {str(full_scan).lower()}")
-            self._full_scan = full_scan
+            self._indexed_rows.current = snapshot
 
     def _register_frozen(self, con: Any, segments: Any) -> None:
         """Register the stable frozen segments as `_events_frozen`, unless they are the ones

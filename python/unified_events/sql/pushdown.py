@@ -17,6 +17,8 @@ from sqlglot import exp
 INDEXED = ("trace_id", "session_id", "correlation_id", "id")
 # Relations that are row-for-row filters of the events (not `sessions`, whose `id` is a session id).
 EVENT_RELATIONS = ("events", "traces", "logs", "metrics")
+# The same relations over the index rows only (engine.py registers them).
+INDEXED_RELATIONS = {name: f"_{name}_indexed" for name in EVENT_RELATIONS}
 
 
 # (indexed column, the literal or `$n` it must equal), one per usable conjunct, in WHERE order.
@@ -42,6 +44,19 @@ def index_equalities(tree: exp.Expression) -> Equalities:
     qualifiers = {"", table.name.lower(), table.alias_or_name.lower()}
     conjuncts = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
     return tuple(found for c in conjuncts if (found := _equality(c.unnest(), qualifiers)) is not None)
+
+
+def indexed_text(tree: exp.Expression) -> str:
+    """The query text for a pushdown: `tree` reading the relation's `_indexed` twin under the
+    name it had (so column references and DuckDB's messages are unchanged). Only for a tree
+    `index_equalities` found equalities in: it reads exactly one event relation."""
+    copy = tree.copy()
+    table = next(copy.find_all(exp.Table))
+    name = table.name.lower()
+    table.set("this", exp.to_identifier(INDEXED_RELATIONS[name]))
+    if not table.alias:
+        table.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
+    return copy.sql(dialect="duckdb")
 
 
 def index_filter(equalities: Equalities, params: list[Any]) -> tuple[str, str] | None:

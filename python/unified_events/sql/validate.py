@@ -22,7 +22,7 @@ from sqlglot.tokens import Token, TokenType
 
 from ..errors import EventValidationError
 from .point import PointLookup, point_lookup
-from .pushdown import Equalities, index_equalities
+from .pushdown import Equalities, index_equalities, indexed_text
 
 DIALECT = "duckdb"
 MAX_SQL_LENGTH = 10_240
@@ -94,6 +94,7 @@ class Checked:
     tree: exp.Query
     text: str
     index_equalities: Equalities
+    indexed_text: str | None  # the text to run on the index rows (pushdown.indexed_text)
     point: PointLookup | None
 
 
@@ -118,7 +119,9 @@ _CACHED_SQL_LENGTH = 1024
 
 def _check_to_run(sql: Any) -> Checked:
     tree = check(sql)
-    return Checked(tree, tree.sql(dialect=DIALECT), index_equalities(tree), point_lookup(tree))
+    equalities = index_equalities(tree)
+    return Checked(tree, tree.sql(dialect=DIALECT), equalities, indexed_text(tree) if equalities else None,
+                   point_lookup(tree))
 
 
 _cached_check_to_run = lru_cache(maxsize=128)(_check_to_run)
