@@ -15,7 +15,7 @@ use super::canonical::{canonical, write_json_string};
 use super::ids::{write_iso_from_ms, IdGen, MAX_ISO_MS};
 use crate::hot::arrow::{Cell, COLUMN_COUNT};
 use crate::hot::json::{ordered_members_sized, CowStr};
-use crate::hot::ArrowRow;
+use crate::hot::{ArrowRow, EventMeta};
 use crate::topic::check_topic;
 
 /// One accepted legacy event: `events.Accepted` with ns = topic and no trace/session/correlation.
@@ -382,6 +382,21 @@ impl LegacyEvent {
             cells: self.arrow_cells(),
             extra: None,
             record_rebuilds: true,
+        }
+    }
+
+    /// What the hot tier indexes the event by: a legacy event has no trace, session or
+    /// correlation id, and its namespace is its topic.
+    pub fn hot_meta(&self) -> EventMeta<'_> {
+        EventMeta {
+            id: &self.id,
+            topic: &self.topic,
+            event_type: &self.event_type,
+            ns: &self.topic,
+            timestamp_ms: self.timestamp_ms,
+            trace_id: None,
+            session_id: None,
+            correlation_id: None,
         }
     }
 

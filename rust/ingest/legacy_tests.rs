@@ -67,7 +67,7 @@ fn leaves_everything_unusual_to_the_python_path() {
     ] {
         assert_eq!(batch(body), None, "{body}");
     }
-    let many = format!("[{}]", vec!["{}"; 3].join(","));
+    let many = format!("[{}]", ["{}"; 3].join(","));
     assert!(accept_legacy_batch(many.as_bytes(), 2, 0, &mut IdGen::new()).is_none());
 }
 
@@ -220,7 +220,7 @@ mod arrow_cells {
 
 #[test]
 fn hot_tier_holds_the_same_through_either_insert() {
-    use crate::hot::{EventMeta, HotTier};
+    use crate::hot::HotTier;
     let body = r#"{"topic":"t","event":{"type":"x","payload":{"a":"\"q\\","n":[1,{}]}}}"#;
     let many = format!("[{}]", vec![body; 1000].join(","));
     let mut ids = IdGen::new();
@@ -235,16 +235,7 @@ fn hot_tier_holds_the_same_through_either_insert() {
         HotTier::new(i64::MAX, 6 << 20),
     );
     for e in &events {
-        let meta = EventMeta {
-            id: &e.id,
-            topic: &e.topic,
-            event_type: &e.event_type,
-            ns: &e.topic,
-            timestamp_ms: e.timestamp_ms,
-            trace_id: None,
-            session_id: None,
-            correlation_id: None,
-        };
+        let meta = e.hot_meta();
         parsed.insert(&meta, &e.frame, &e.record);
         cells.insert_cells(&meta, &e.frame, &e.record, e.arrow_row());
         assert_eq!(parsed.bytes_used(), cells.bytes_used());

@@ -52,16 +52,7 @@ impl PyHotTier {
     #[pyo3(signature = (batch, fresh = None))]
     fn insert_legacy(&mut self, batch: &Bound<'_, PyLegacyBatch>, fresh: Option<Vec<bool>>) {
         for e in batch.get().selected(&fresh) {
-            let meta = EventMeta {
-                id: &e.id,
-                topic: &e.topic,
-                event_type: &e.event_type,
-                ns: &e.topic,
-                timestamp_ms: e.timestamp_ms,
-                trace_id: None,
-                session_id: None,
-                correlation_id: None,
-            };
+            let meta = e.hot_meta();
             self.0
                 .insert_cells(&meta, &e.frame, &e.record, e.arrow_row());
         }

@@ -170,7 +170,7 @@ fn refuses_columns_it_cannot_write() {
         limit: usize::MAX,
     };
     assert_eq!(
-        write_json_rows(&[b.clone()], &query, &mut Vec::new()),
+        write_json_rows(std::slice::from_ref(&b), &query, &mut Vec::new()),
         Err(RowsError::UnsupportedColumn(0))
     );
     let out_of_range = vec![(3, "x".to_string())];
