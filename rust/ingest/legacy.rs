@@ -426,10 +426,10 @@ impl LegacyEvent {
                 .sum::<usize>()
     }
 
-    /// The durable-log record payload (`records.encode`), appended to `out`.
+    /// The durable-log record payload (`records.encode`), appended to `out`. The caller sizes
+    /// `out` (`record_len`): a batch's records go into one buffer reserved once.
     pub fn encode_record(&self, accepted_at_ms: i64, out: &mut Vec<u8>) {
         let fields = self.record_fields();
-        out.reserve(self.record_len());
         out.push(1);
         out.extend_from_slice(&accepted_at_ms.to_le_bytes());
         out.extend_from_slice(&self.timestamp_ms.to_le_bytes());
