@@ -442,14 +442,16 @@ fn queue_locked<P: AsRef<[u8]>>(sh: &Shared, st: &mut State, payloads: &[P]) {
 /// the lock during a write.
 fn write_pending(sh: &Shared, pending: Vec<Pending>) -> io::Result<()> {
     for mut chunk in pending {
-        let active = {
+        let (active, first) = {
             let mut st = sh.lock();
             if let Some(first) = chunk.roll_to {
                 roll(sh, &mut st, first)?;
             }
-            Arc::clone(&st.active)
+            (Arc::clone(&st.active), st.active_first)
         };
-        (&*active).write_all(&chunk.bytes)?;
+        (&*active)
+            .write_all(&chunk.bytes)
+            .map_err(|e| failed(e, "writing", first))?;
         let mut st = sh.lock();
         st.active_len += chunk.bytes.len() as u64;
         st.stats.bytes_on_disk += chunk.bytes.len() as u64;
@@ -463,7 +465,9 @@ fn write_active(st: &mut State, buf: &[u8]) -> io::Result<()> {
     if buf.is_empty() {
         return Ok(());
     }
-    (&*st.active).write_all(buf)?;
+    (&*st.active)
+        .write_all(buf)
+        .map_err(|e| failed(e, "writing", st.active_first))?;
     st.active_len += buf.len() as u64;
     st.stats.bytes_on_disk += buf.len() as u64;
     Ok(())
@@ -476,8 +480,10 @@ fn roll(sh: &Shared, st: &mut State, first: u64) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .append(true)
         .create_new(true)
-        .open(&path)?;
-    file.write_all(SEGMENT_MAGIC)?;
+        .open(&path)
+        .map_err(|e| failed(e, "creating", first))?;
+    file.write_all(SEGMENT_MAGIC)
+        .map_err(|e| failed(e, "writing", first))?;
     let old = std::mem::replace(&mut st.active, Arc::new(file));
     st.unsynced.push(old);
     st.active_first = first;
@@ -486,6 +492,16 @@ fn roll(sh: &Shared, st: &mut State, first: u64) -> io::Result<()> {
     st.segments.push(first);
     st.dir_dirty = true;
     Ok(())
+}
+
+/// `e` naming the segment and what was done to it (the kind is kept). This text becomes the
+/// writer's error, which the server sends to publishers: the file name, not the data dir's path.
+fn failed(e: io::Error, doing: &str, first: u64) -> io::Error {
+    let path = segment::path(Path::new(""), first);
+    io::Error::new(
+        e.kind(),
+        format!("{doing} log segment {}: {e}", path.display()),
+    )
 }
 
 /// What one commit round must fsync, and the position it makes durable.
