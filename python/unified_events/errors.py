@@ -28,3 +28,12 @@ class EventValidationError(UnifiedEventsError):
 
 class ShuttingDownError(UnifiedEventsError):
     """The stream is stopping and accepts no new events."""
+
+
+class LogUnavailableError(UnifiedEventsError, OSError):
+    """The durable log failed (a write or fsync): no event can be made durable, so none is
+    acknowledged until a restart. An OSError too, as the log's errors were before."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"durable log unavailable: {reason}")
+        self.reason = reason

@@ -158,6 +158,8 @@ def prometheus_text(snapshot: dict[str, Any], metrics: Metrics) -> str:
                durable["fsync_last_us"] / 1e6)
         series("eventstream_log_bytes", "gauge", "Bytes of durable-log segments on disk", durable["bytes_on_disk"])
         series("eventstream_log_segments", "gauge", "Durable-log segments on disk", durable["segments"])
+        series("eventstream_log_failed", "gauge", "1 when the durable log failed and publishing stops until restart",
+               1 if durable.get("error") else 0)
     buckets, total, count = metrics.histogram()
     lines.append("# HELP eventstream_fanout_latency_ms From acceptance to the socket write, in milliseconds")
     lines.append("# TYPE eventstream_fanout_latency_ms histogram")

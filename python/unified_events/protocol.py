@@ -14,7 +14,7 @@ import orjson
 
 from . import _core, codes
 from .auth import check_token_format, run_validator, topic_allowed
-from .errors import EventValidationError, ShuttingDownError
+from .errors import EventValidationError, LogUnavailableError, ShuttingDownError
 from .events import now_ms
 from .stream import Connection, EventStream
 
@@ -138,6 +138,13 @@ class ClientSession:
             result = (await self.stream.publish_many([body]))[0]
         except ShuttingDownError:
             self.error(codes.PUBLISH_FAILED, codes.SHUTTING_DOWN, ref=ref)
+            return
+        except LogUnavailableError as exc:  # not durable, so no ack: the client must not count on it
+            self.error(codes.PUBLISH_FAILED, str(exc), ref=ref)
+            return
+        except Exception as exc:  # as HTTP's 500: a publish always gets an answer
+            log.exception("publish on %s failed", self.conn.connection_id)
+            self.error(codes.PUBLISH_FAILED, f"Internal error: {type(exc).__name__}", ref=ref)
             return
         if isinstance(result, EventValidationError):
             self.error(result.code, str(result), ref=ref, **{k: v for k, v in result.body.items() if k == "details"})

@@ -22,7 +22,7 @@ import orjson
 
 from . import _core, codes
 from .config import Config
-from .errors import EventValidationError, ShuttingDownError
+from .errors import EventValidationError, LogUnavailableError, ShuttingDownError
 from .eventlog import EventLog, MemoryOnlyLog
 from .events import (
     Accepted, error_event, generate_id, iso_from_ms, now_ms, parse_body, parse_timestamp_ms, topic_error,
@@ -569,17 +569,25 @@ class EventStream:
         return prometheus_text(self.metrics(), self.counters)
 
     def health(self) -> dict[str, Any]:
+        """/health: `status` is "healthy" only when the node can acknowledge events; the listeners
+        answer 503 otherwise, so a load balancer takes the node out."""
         last = self.counters.last_event_at_ms
-        return {
-            "status": "shutting_down" if self.shutting_down else "healthy",
+        log_stats = self.log_stats() or {}
+        log_error = log_stats.get("error")
+        status = "shutting_down" if self.shutting_down else "unhealthy" if log_error else "healthy"
+        health: dict[str, Any] = {
+            "status": status,
             "version": __version__,
             "uptime": round(time.time() - self.counters.started_at, 3),
             "connections": len(self._conns),
             "lastEventAt": iso_from_ms(last) if last is not None else None,
             "hotTierRows": len(self.hot),
             "archiver": self._archiver_status.summary(self.config.cold.enabled),
-            "logPosition": (self.log_stats() or {}).get("last_position"),
+            "logPosition": log_stats.get("last_position"),
         }
+        if log_error:
+            health["error"] = str(LogUnavailableError(log_error))
+        return health
 
     async def cold_query(self, sql: str) -> list[dict[str, Any]]:
         """One SELECT over the Iceberg cold tier (`unified_events` / `events`), as row dicts.

@@ -8,7 +8,9 @@ whose last position the new durable position covers. One fsync acknowledges ever
 before it started (group commit). Appends return in log order, even one whose record is already
 durable when it looks (see `append`). Under `interval` and `none` the append writes the batch in the
 loop thread (a page-cache write) and returns once written. A failed write or fsync fails every
-waiter, and every later append.
+waiter, and every later append, with `LogUnavailableError` naming the first failure; `stats()`
+reports it as `error` (the server's /health and /metrics). A restart reopens the log (cutting
+the torn tail) and publishing resumes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Iterator, Sequence
 import orjson
 
 from .. import _core
+from ..errors import LogUnavailableError
 from ..events import Accepted, now_ms
 from .records import decode_with_time
 
@@ -46,6 +49,7 @@ class SegmentLog:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._in_flight = 0  # fsync-mode appends written and not yet returned
+        self._failure_logged = False
         self.segments_deleted = 0
 
     # ------------------------------------------------------------------ EventLog
@@ -55,12 +59,18 @@ class SegmentLog:
             return
         accepted_at = now_ms()
         encode_record = _core.encode_event_record  # `records.encode` without its Python frame
-        last = self._writer.append([encode_record(a, accepted_at) for a in events])
+        try:
+            last = self._writer.append([encode_record(a, accepted_at) for a in events])
+        except OSError as exc:
+            raise self._unavailable(exc) from exc
         await self._acknowledge(last)
 
     async def append_legacy(self, batch: _core.LegacyBatch, fresh: list[bool] | None) -> None:
         """`append` of a fast-path batch: the records are encoded and written in one Rust call."""
-        last = self._writer.append_legacy(batch, now_ms(), fresh)
+        try:
+            last = self._writer.append_legacy(batch, now_ms(), fresh)
+        except OSError as exc:
+            raise self._unavailable(exc) from exc
         await self._acknowledge(last)
 
     async def _acknowledge(self, last: int) -> None:
@@ -85,7 +95,7 @@ class SegmentLog:
         may have been lost by a failed write (the dedup cache remembers it either way)."""
         error = self._writer.error
         if error is not None:
-            raise OSError(error)
+            raise self._failed(error)
         last = self._writer.last_position
         if self.durability == "fsync" and self._writer.durable_position < last:
             await self._wait(last)
@@ -134,7 +144,7 @@ class SegmentLog:
                 pass
         error = self._writer.error
         if error is not None:
-            self._fail(OSError(error))
+            self._fail(self._failed(error))
             return
         durable = self._writer.durable_position
         waiters = self._waiters
@@ -143,12 +153,24 @@ class SegmentLog:
             if not future.done():
                 future.set_result(None)
 
-    def _fail(self, exc: OSError) -> None:
-        log.error("durable log failed, publishing stops until restart: %s", exc)
+    def _fail(self, exc: LogUnavailableError) -> None:
         while self._waiters:
             _, future = self._waiters.popleft()
             if not future.done():
                 future.set_exception(exc)
+
+    def _unavailable(self, exc: OSError) -> OSError:
+        """What an append that raised `exc` raises: `LogUnavailableError` with the first failure
+        as its reason (a later append's own text only says the writer failed earlier), or `exc`
+        itself when the log has not failed (a record over 256 MiB; closed at shutdown)."""
+        error = self._writer.error
+        return exc if error is None else self._failed(error)
+
+    def _failed(self, error: str) -> LogUnavailableError:
+        if not self._failure_logged:  # once, not once per refused publish
+            self._failure_logged = True
+            log.error("durable log failed, publishing stops until restart: %s", error)
+        return LogUnavailableError(error)
 
     # ------------------------------------------------------------------ restart recovery
 
@@ -196,6 +218,7 @@ class SegmentLog:
     def stats(self) -> dict[str, int | str | None]:
         s: dict[str, int | str | None] = dict(self._writer.stats())
         s["durability"] = self.durability
+        s["error"] = self._writer.error  # why the log stopped accepting events, or None
         s["segments_deleted"] = self.segments_deleted
         s["archived_position"] = read_archived_position(self.data_dir)
         return s

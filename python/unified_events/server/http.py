@@ -1,7 +1,8 @@
 """The HTTP API (RSGI, served by granian embedded in the same loop as the WebSocket listener).
 
 Every answer is JSON, errors included: unknown path 404, wrong method 405 (with `Allow`), body
-over `max_body_bytes` 413, bad input 400, shutting down 503 (original-system.md §2).
+over `max_body_bytes` 413, bad input 400, shutting down 503 (original-system.md §2), a failed
+durable log 503 ("durable log unavailable: <reason>"; /health answers 503 then too).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from .. import _core, codes
-from ..errors import EventValidationError, ShuttingDownError
+from ..errors import EventValidationError, LogUnavailableError, ShuttingDownError
 from ..events import now_ms
 from ..stream import EventStream, PublishResult
 
@@ -122,6 +123,8 @@ class HttpApp:
             status, payload = 400, exc.body
         except ShuttingDownError:
             status, payload = 503, {"error": codes.SHUTTING_DOWN}
+        except LogUnavailableError as exc:  # logged once by the log, not once per refused request
+            status, payload = 503, {"error": str(exc)}
         except Exception as exc:  # never crash the server on one request
             log.exception("handler for %s failed", request.path)
             status, payload = 500, {"error": f"Internal error: {type(exc).__name__}"}
@@ -215,7 +218,8 @@ class HttpApp:
         return 200, result.body()
 
     async def health(self, request: Request) -> Reply:
-        return (503 if self.stream.shutting_down else 200), self.stream.health()
+        health = self.stream.health()
+        return (200 if health["status"] == "healthy" else 503), health
 
     async def metrics(self, request: Request) -> Reply:
         wants_text = request.arg("format") == "prometheus" or "text/plain" in (request.headers.get("accept") or "")

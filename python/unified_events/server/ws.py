@@ -280,7 +280,7 @@ def make_factory(stream: EventStream, ping_idle_s: float | None = None, ping_rep
         url = urlsplit(request.path.decode("latin-1"))
         if url.path == "/health":
             health = stream.health()
-            status = 503 if stream.shutting_down else 200
+            status = 200 if health["status"] == "healthy" else 503
             if status == 200:
                 return WSUpgradeResponseWithListener(
                     WSUpgradeResponse.create_ok_response(orjson.dumps(health), {**base_headers, **_JSON}), None)
