@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -135,8 +136,20 @@ class Server:
         return self.process.returncode
 
 
+def _limit_file_size(max_bytes: int) -> Any:
+    """A `preexec_fn` for a child that may write no file past `max_bytes`: a write beyond it fails
+    with EFBIG (SIGXFSZ ignored, so it is not killed): a disk failing under a real server, no root."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+
+    return apply
+
+
 def start_server(tmp_path: Path, settings: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-                 extra_args: list[str] | None = None) -> Server:
+                 extra_args: list[str] | None = None, max_file_bytes: int | None = None) -> Server:
+    """`max_file_bytes`: RLIMIT_FSIZE of the server process (its log file counts too)."""
     http_port, ws_port = free_ports(2)
     # The archiver is off unless a test asks for it: it costs CPU the other tests do not need.
     config = {"http_port": http_port, "ws_port": ws_port, "data_dir": str(tmp_path / "data"),
@@ -150,6 +163,7 @@ def start_server(tmp_path: Path, settings: dict[str, Any] | None = None, env: di
     process = subprocess.Popen(
         [sys.executable, "-m", "unified_events.cli", "serve", "--config", str(config_path), *(extra_args or [])],
         stdout=log_file, stderr=subprocess.STDOUT, text=True, env=process_env,
+        preexec_fn=_limit_file_size(max_file_bytes) if max_file_bytes is not None else None,
     )
     server = Server(process, http_port, ws_port, log_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
