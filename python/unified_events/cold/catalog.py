@@ -178,7 +178,8 @@ def storage_error(exc: BaseException, warehouse: str) -> ColdTierError:
     else:
         hint = ("check cold.warehouse and the S3 environment (UE_S3_ENDPOINT, AWS_ACCESS_KEY_ID, "
                 "AWS_SECRET_ACCESS_KEY, AWS_REGION, UE_S3_PATH_STYLE)")
-    return ColdTierError(f"cannot use the warehouse cold.warehouse={warehouse!r}: {hint}: {type(exc).__name__}: {text}")
+    return ColdTierError(f"cannot use the warehouse cold.warehouse={warehouse!r}: {hint}: "
+                         f"{type(exc).__name__}: {text}")
 
 
 def table_warehouse(table: Table) -> str:
