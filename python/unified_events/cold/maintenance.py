@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from pyarrow import fs as pafs
 from pyiceberg.expressions import And, EqualTo, GreaterThanOrEqual, LessThan
+from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.table import Table
 
 from ..config import Config
@@ -93,6 +94,17 @@ def _strip_scheme(path: str) -> str:
     return path.split("://", 1)[1] if "://" in path else path
 
 
+def _filesystem(table: Table) -> tuple[pafs.FileSystem, str]:
+    """The file system the table's own FileIO writes with, and the table's location on it.
+    `FileSystem.from_uri` would not do for S3: it knows nothing of the endpoint, credentials and
+    addressing style in the catalog's properties (catalog.py), and asks AWS for the bucket's region."""
+    io = table.io
+    if isinstance(io, PyArrowFileIO):
+        scheme, netloc, root = io.parse_location(table.location(), io.properties)
+        return io.fs_by_scheme(scheme, netloc), root
+    return pafs.FileSystem.from_uri(table.location())
+
+
 def remove_orphan_files(table: Table, min_age_hours: float, dry_run: bool = False,
                         progress: Progress | None = None) -> list[str]:
     """Delete data files and manifests under the table's location that no snapshot references and
@@ -103,7 +115,7 @@ def remove_orphan_files(table: Table, min_age_hours: float, dry_run: bool = Fals
         referenced.update(_strip_scheme(p) for p in table.inspect.all_files().column("file_path").to_pylist())
         referenced.update(_strip_scheme(p) for p in table.inspect.all_manifests().column("path").to_pylist())
     referenced.update(_strip_scheme(s.manifest_list) for s in table.snapshots() if s.manifest_list)
-    filesystem, root = pafs.FileSystem.from_uri(table.location())
+    filesystem, root = _filesystem(table)
     cutoff_ns = time.time_ns() - int(min_age_hours * 3600 * 1e9)
     orphans = []
     for sub in ("data", "metadata"):

@@ -25,7 +25,7 @@ from pyiceberg.expressions.visitors import bind
 from sqlglot import exp
 
 from ..config import Config
-from .catalog import load_events_table
+from .catalog import load_events_table, storage_errors, table_warehouse
 from .schema import columns, iceberg_schema
 
 TABLE_NAMES = ("unified_events", "events")
@@ -173,9 +173,10 @@ def cold_query(config: Config, sql: str) -> tuple[pa.Table, dict[str, Any]]:
     """Run `sql`; returns the result and what the scan did (columns, filter, files, rows)."""
     tree, selected, row_filter = plan(sql)
     table = load_events_table(config)
-    scan = table.scan(row_filter=row_filter, selected_fields=tuple(selected), case_sensitive=False)
-    files = sum(1 for _ in scan.plan_files())
-    data = scan.to_arrow()
+    with storage_errors(table_warehouse(table)):  # it reads manifests and data files
+        scan = table.scan(row_filter=row_filter, selected_fields=tuple(selected), case_sensitive=False)
+        files = sum(1 for _ in scan.plan_files())
+        data = scan.to_arrow()
     con = _connection()
     try:
         for name in TABLE_NAMES:

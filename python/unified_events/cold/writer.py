@@ -42,6 +42,7 @@ from pyiceberg.table.locations import load_location_provider
 from pyiceberg.table.metadata import TableMetadata
 from pyiceberg.utils.properties import property_as_bool, property_as_int
 
+from .catalog import storage_errors, table_warehouse
 from .partitions import determine_partitions
 from .schema import arrow_schema as events_arrow_schema
 
@@ -171,14 +172,17 @@ def append_sorted(table: Table, data: pa.Table, snapshot_properties: dict[str, s
             spec_id=metadata.default_spec_id, equality_ids=None, key_metadata=None,
             **statistics.to_serialized_dict())
 
-    data_files = list(_POOL.map(write, tasks))
-    with _MetadataOnceTransaction(table) as tx:
-        merge = property_as_bool(tx.table_metadata.properties, TableProperties.MANIFEST_MERGE_ENABLED,
-                                 TableProperties.MANIFEST_MERGE_ENABLED_DEFAULT)  # as Table.append decides
-        update = tx.update_snapshot(snapshot_properties=snapshot_properties)
-        with (update.merge_append() if merge else update.fast_append()) as producer:
-            for data_file in data_files:
-                producer.append_data_file(data_file)
+    # A storage failure (S3 refusing the credentials, say) reaches the archiver's last_error naming
+    # the setting to check.
+    with storage_errors(table_warehouse(table)):
+        data_files = list(_POOL.map(write, tasks))
+        with _MetadataOnceTransaction(table) as tx:
+            merge = property_as_bool(tx.table_metadata.properties, TableProperties.MANIFEST_MERGE_ENABLED,
+                                     TableProperties.MANIFEST_MERGE_ENABLED_DEFAULT)  # as Table.append decides
+            update = tx.update_snapshot(snapshot_properties=snapshot_properties)
+            with (update.merge_append() if merge else update.fast_append()) as producer:
+                for data_file in data_files:
+                    producer.append_data_file(data_file)
 
 
 class _MetadataOnceTransaction(Transaction):

@@ -42,7 +42,7 @@ def maintenance_command(args: argparse.Namespace, needs_lock: bool,
                         work: Callable[[Config, Any, Callable[[str], None]], tuple[Any, str]]) -> int:
     """Run `work(config, table, progress)`, which returns (JSON-able result, readable summary)."""
     from ..cold.archiver import ArchiverLock
-    from ..cold.catalog import ColdTierError, load_events_table
+    from ..cold.catalog import ColdTierError, load_events_table, storage_errors, table_warehouse
 
     try:
         config = config_from_args(args)
@@ -62,7 +62,11 @@ def maintenance_command(args: argparse.Namespace, needs_lock: bool,
 
     started = time.perf_counter()
     try:
-        result, summary = work(config, table, progress)
+        with storage_errors(table_warehouse(table)):
+            result, summary = work(config, table, progress)
+    except ColdTierError as exc:
+        print(f"unified-events: {exc}", file=sys.stderr)
+        return 1
     finally:
         if needs_lock:
             lock.release()
