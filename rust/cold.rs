@@ -80,28 +80,82 @@ enum Val<'a> {
     Bool(bool),
 }
 
-/// A converted row: its sort key (event_type, ns, timestamp, input index) and where its cells
-/// are (in its chunk's `Parsed::cells`).
+/// A converted row: its sort key (event_type, ns, timestamp, input index), its chunk and its
+/// index among the chunk's converted rows.
 struct Row<'a> {
     key: (Cow<'a, str>, Cow<'a, str>, i64, usize),
     chunk: usize,
-    cells: std::ops::Range<usize>,
+    local: usize,
 }
 
-/// One set cell of a row: (column index, value). A row's cells are in column order.
-type Cell<'a> = (usize, Val<'a>);
-
-/// What one thread made of its chunk of the input: rows sparse (only their set cells, ~30 of
-/// the 175), so sorting moves keys, not rows; `filled[c]`: some row has a value in column c;
-/// `text_bytes[c]`: the bytes of its text values, so a string column's buffer is allocated once
-/// (grown by doubling, it was copied and page-faulted at each step: perf put the page faults
-/// alone at ~10% of a conversion).
+/// What one thread made of its chunk of the input: the rows' keys (sorting moves keys, not
+/// rows), and per column the values of its converted rows in input order, `None` for a column no
+/// row set (most of the 175).
+///
+/// Why columns, and the text copied out of the records: the rows are built in sorted order,
+/// which jumps about the input. Read from the records themselves (~2 KB each, long out of the
+/// cache by then), nearly every value was a cache miss: perf put the string copies at ~14% of a
+/// conversion. Here a column's values sit together (a few bytes apart for neighbouring rows),
+/// and the copy out of the record happens while the record is still in the cache.
 struct Parsed<'a> {
     rows: Vec<Row<'a>>,
-    cells: Vec<Cell<'a>>,
+    columns: Vec<Option<ColumnBuf>>,
     fallback: Vec<usize>,
-    filled: Vec<bool>,
-    text_bytes: Vec<usize>,
+}
+
+/// One column of a chunk: a value (or null) per converted row, in input order.
+struct ColumnBuf {
+    valid: Vec<bool>,
+    /// Not text: the value's bits (i64, f64 bits, bool as 0/1).
+    words: Vec<u64>,
+    /// Text: the end of each row's value in `text` (a null adds nothing).
+    ends: Vec<usize>,
+    text: String,
+    is_text: bool,
+}
+
+impl ColumnBuf {
+    fn new(kind: Kind) -> Self {
+        Self {
+            valid: Vec::new(),
+            words: Vec::new(),
+            ends: Vec::new(),
+            text: String::new(),
+            is_text: matches!(kind, Kind::Str | Kind::Json),
+        }
+    }
+
+    /// Nulls up to `rows` rows.
+    fn pad(&mut self, rows: usize) {
+        let missing = rows.saturating_sub(self.valid.len());
+        self.valid.resize(rows.max(self.valid.len()), false);
+        match self.is_text {
+            true => self
+                .ends
+                .extend(std::iter::repeat_n(self.text.len(), missing)),
+            false => self.words.extend(std::iter::repeat_n(0, missing)),
+        }
+    }
+
+    /// The value of row `row` (all rows before it get a null if they have nothing yet).
+    fn push(&mut self, row: usize, value: &Val) {
+        self.pad(row);
+        match value {
+            Val::Str(text) => {
+                self.text.push_str(text);
+                self.ends.push(self.text.len());
+            }
+            Val::I64(v) => self.words.push(*v as u64),
+            Val::F64(v) => self.words.push(v.to_bits()),
+            Val::Bool(v) => self.words.push(*v as u64),
+        }
+        self.valid.push(true);
+    }
+
+    fn text(&self, row: usize) -> &str {
+        let start = if row == 0 { 0 } else { self.ends[row - 1] };
+        &self.text[start..self.ends[row]]
+    }
 }
 
 /// Below this many records per thread, a second thread costs more than it saves.
@@ -218,7 +272,7 @@ impl Converter {
         };
         let rows = sorted_rows(&parsed);
         let filled: Vec<bool> = (0..self.columns.len())
-            .map(|c| parsed.iter().any(|p| p.filled[c]))
+            .map(|c| parsed.iter().any(|p| p.columns[c].is_some()))
             .collect();
         // Columns nobody filled (most of the 175) become all-null arrays directly; the rest are
         // shared out in contiguous groups of about equal size, one group per thread.
@@ -270,10 +324,8 @@ impl Converter {
         let s = &self.special;
         let mut parsed = Parsed {
             rows: Vec::with_capacity(payloads.len()),
-            cells: Vec::with_capacity(payloads.len() * 32), // ~30 set cells per event
+            columns: (0..width).map(|_| None).collect(),
             fallback: Vec::new(),
-            filled: vec![false; width],
-            text_bytes: vec![0; width],
         };
         let mut row = RowBuf::new(width);
         for (offset, payload) in payloads.iter().enumerate() {
@@ -291,48 +343,34 @@ impl Converter {
                 unreachable!("convert_row sets event_type, ns and timestamp");
             };
             let key = (kind.clone(), ns.clone(), *ts, i);
-            let start = parsed.cells.len();
-            row.drain_into(
-                &mut parsed.cells,
-                &mut parsed.filled,
-                &mut parsed.text_bytes,
-            );
-            parsed.rows.push(Row {
-                key,
-                chunk,
-                cells: start..parsed.cells.len(),
-            });
+            let local = parsed.rows.len();
+            row.drain_into(local, &mut parsed.columns, &self.columns);
+            parsed.rows.push(Row { key, chunk, local });
+        }
+        for column in parsed.columns.iter_mut().flatten() {
+            column.pad(parsed.rows.len());
         }
         parsed
     }
 
-    /// The arrays of `columns` (ascending column indices), rows in the order of `rows`.
+    /// The arrays of `columns` (each filled in some chunk), rows in the order of `rows`.
     fn build_columns(&self, columns: &[usize], rows: &[&Row], parsed: &[Parsed]) -> Vec<ArrayRef> {
-        let mut builders: Vec<Builder> = columns
+        columns
             .iter()
             .map(|&c| {
-                let text_bytes = parsed.iter().map(|p| p.text_bytes[c]).sum();
-                Builder::new(self.columns[c].kind, rows.len(), text_bytes)
+                let chunks: Vec<Option<&ColumnBuf>> =
+                    parsed.iter().map(|p| p.columns[c].as_ref()).collect();
+                let text_bytes = chunks.iter().flatten().map(|b| b.text.len()).sum();
+                let mut builder = Builder::new(self.columns[c].kind, rows.len(), text_bytes);
+                for r in rows {
+                    match chunks[r.chunk] {
+                        Some(b) if b.valid[r.local] => builder.append_at(b, r.local),
+                        _ => builder.append_null(),
+                    }
+                }
+                builder.finish()
             })
-            .collect();
-        let Some(&lowest) = columns.first() else {
-            return Vec::new();
-        };
-        for r in rows {
-            let cells = &parsed[r.chunk].cells[r.cells.clone()];
-            let mut cells = cells[cells.partition_point(|(c, _)| *c < lowest)..].iter();
-            let mut cell = cells.next();
-            for (&c, builder) in columns.iter().zip(builders.iter_mut()) {
-                while matches!(cell, Some((column, _)) if *column < c) {
-                    cell = cells.next();
-                }
-                match cell {
-                    Some((column, value)) if *column == c => builder.append(value),
-                    _ => builder.append_null(),
-                }
-            }
-        }
-        builders.into_iter().map(Builder::finish).collect()
+            .collect()
     }
 
     /// Fill `row` with one record's typed values, or None: let the reference converter do it.
@@ -461,21 +499,13 @@ impl<'a> RowBuf<'a> {
         }
     }
 
-    /// Move the set cells out, in column order, leaving every slot empty.
-    fn drain_into(
-        &mut self,
-        cells: &mut Vec<Cell<'a>>,
-        filled: &mut [bool],
-        text_bytes: &mut [usize],
-    ) {
-        self.touched.sort_unstable();
+    /// Move the set values into row `row` of the chunk's columns, leaving every slot empty.
+    fn drain_into(&mut self, row: usize, columns: &mut [Option<ColumnBuf>], kinds: &[Column]) {
         for &c in &self.touched {
             if let Some(value) = self.vals[c].take() {
-                filled[c] = true;
-                if let Val::Str(text) = &value {
-                    text_bytes[c] += text.len();
-                }
-                cells.push((c, value));
+                columns[c]
+                    .get_or_insert_with(|| ColumnBuf::new(kinds[c].kind))
+                    .push(row, &value);
             }
         }
         self.touched.clear();
@@ -761,17 +791,19 @@ impl Builder {
         }
     }
 
-    /// Values were produced by `value()` for this column's kind, so the variants match.
-    fn append(&mut self, value: &Val) {
-        match (self, value) {
-            (Builder::Str(b), Val::Str(s)) => b.append_value(s),
-            (Builder::I64(b), Val::I64(v)) => b.append_value(*v),
-            (Builder::I32(b), Val::I64(v)) => b.append_value(*v as i32),
-            (Builder::F64(b), Val::F64(v)) => b.append_value(*v),
-            (Builder::Bool(b), Val::Bool(v)) => b.append_value(*v),
-            (Builder::Ts(b), Val::I64(v)) => b.append_value(*v),
-            (Builder::Date(b), Val::I64(v)) => b.append_value(*v as i32),
-            (builder, _) => builder.append_null(), // not reached (see above)
+    /// Row `row`'s value in `column` (a column of this builder's kind: its values were
+    /// produced by `value()` for that kind, so the word holds what the builder expects).
+    fn append_at(&mut self, column: &ColumnBuf, row: usize) {
+        let word = || column.words[row];
+        debug_assert_eq!(column.is_text, matches!(self, Builder::Str(_)));
+        match self {
+            Builder::Str(b) => b.append_value(column.text(row)),
+            Builder::I64(b) => b.append_value(word() as i64),
+            Builder::I32(b) => b.append_value(word() as i64 as i32),
+            Builder::F64(b) => b.append_value(f64::from_bits(word())),
+            Builder::Bool(b) => b.append_value(word() != 0),
+            Builder::Ts(b) => b.append_value(word() as i64),
+            Builder::Date(b) => b.append_value(word() as i64 as i32),
         }
     }
 
@@ -814,6 +846,21 @@ mod tests {
         );
         assert_eq!(server_timestamp_us("\"2026-02-29T00:00:00.000Z\""), None); // not a leap year
         assert_eq!(date_days("\"2024-02-29\""), Some(19_782));
+    }
+
+    #[test]
+    fn column_buffers_pad_with_nulls() {
+        let mut text = ColumnBuf::new(Kind::Str);
+        text.push(1, &Val::Str(Cow::Borrowed("é")));
+        text.push(2, &Val::Str(Cow::Owned(String::new())));
+        text.pad(4);
+        assert_eq!(text.valid, [false, true, true, false]);
+        assert_eq!((text.text(1), text.text(2), text.text(3)), ("é", "", ""));
+        let mut numbers = ColumnBuf::new(Kind::Double);
+        numbers.push(2, &Val::F64(-0.5));
+        numbers.pad(2); // never shortens
+        assert_eq!(numbers.valid, [false, false, true]);
+        assert_eq!(f64::from_bits(numbers.words[2]), -0.5);
     }
 
     #[test]
