@@ -27,8 +27,8 @@ pub struct LogReader {
 
 /// The payload buffer of the last `RawBatch` dropped, for the next read. A batch is tens to
 /// hundreds of MB: a fresh buffer each time was fresh pages, faulted in and zeroed by the kernel
-/// (most of the CPU of a read). The archiver holds one batch at a time, so one spare is enough;
-/// it keeps that much memory while idle.
+/// (about half the CPU of a read). The archiver holds one batch at a time, so one spare is
+/// enough; it keeps that much memory while idle.
 type Spare = Arc<Mutex<Option<Vec<u8>>>>;
 
 impl LogReader {
