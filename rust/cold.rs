@@ -22,7 +22,7 @@ use arrow_array::{
     RecordBatch, TimestampMicrosecondArray,
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -80,12 +80,35 @@ enum Val<'a> {
     Bool(bool),
 }
 
-/// A converted row: its sort key (event_type, ns, timestamp, input index), its chunk and its
-/// index among the chunk's converted rows.
-struct Row<'a> {
-    key: (Cow<'a, str>, Cow<'a, str>, i64, usize),
-    chunk: usize,
+/// A converted row: its sort key (event_type and ns as their numbers in the chunk's `Interned`,
+/// timestamp, input index) and its index among the chunk's converted rows.
+struct Row {
+    kind: u32,
+    ns: u32,
+    ts: i64,
+    input: usize,
     local: usize,
+}
+
+/// The distinct texts of a chunk's event types (or namespaces), numbered in order of first
+/// appearance: a row keeps a number, and the texts are ranked once per batch (`sorted_rows`).
+#[derive(Default)]
+struct Interned<'a> {
+    ids: FxHashMap<Cow<'a, str>, u32>,
+    texts: Vec<Cow<'a, str>>,
+}
+
+impl<'a> Interned<'a> {
+    /// `text`'s number (a borrowed text, as nearly all are, costs nothing to pass by value).
+    fn id(&mut self, text: Cow<'a, str>) -> u32 {
+        if let Some(&id) = self.ids.get(&*text) {
+            return id;
+        }
+        let id = self.texts.len() as u32;
+        self.texts.push(text.clone());
+        self.ids.insert(text, id);
+        id
+    }
 }
 
 /// What one thread made of its chunk of the input: the rows' keys (sorting moves keys, not
@@ -98,7 +121,9 @@ struct Row<'a> {
 /// conversion. Here a column's values sit together (a few bytes apart for neighbouring rows),
 /// and the copy out of the record happens while the record is still in the cache.
 struct Parsed<'a> {
-    rows: Vec<Row<'a>>,
+    rows: Vec<Row>,
+    kinds: Interned<'a>,
+    namespaces: Interned<'a>,
     columns: Vec<Option<ColumnBuf>>,
     fallback: Vec<usize>,
 }
@@ -254,14 +279,14 @@ impl Converter {
         let threads = threads.clamp(1, n.div_ceil(MIN_ROWS_PER_THREAD).max(1));
         let chunk_len = n.div_ceil(threads).max(1);
         let parsed: Vec<Parsed> = if threads == 1 {
-            vec![self.parse_chunk(payloads, 0, 0, now_us)]
+            vec![self.parse_chunk(payloads, 0, now_us)]
         } else {
             std::thread::scope(|scope| {
                 let handles: Vec<_> = payloads
                     .chunks(chunk_len)
                     .enumerate()
                     .map(|(k, chunk)| {
-                        scope.spawn(move || self.parse_chunk(chunk, k, k * chunk_len, now_us))
+                        scope.spawn(move || self.parse_chunk(chunk, k * chunk_len, now_us))
                     })
                     .collect();
                 handles
@@ -313,17 +338,13 @@ impl Converter {
     }
 
     /// Parse one chunk of the input (`first`: the input index of its first record).
-    fn parse_chunk<'a>(
-        &self,
-        payloads: &[&'a [u8]],
-        chunk: usize,
-        first: usize,
-        now_us: i64,
-    ) -> Parsed<'a> {
+    fn parse_chunk<'a>(&self, payloads: &[&'a [u8]], first: usize, now_us: i64) -> Parsed<'a> {
         let width = self.columns.len();
         let s = &self.special;
         let mut parsed = Parsed {
             rows: Vec::with_capacity(payloads.len()),
+            kinds: Interned::default(),
+            namespaces: Interned::default(),
             columns: (0..width).map(|_| None).collect(),
             fallback: Vec::new(),
         };
@@ -346,10 +367,15 @@ impl Converter {
             ) else {
                 unreachable!("convert_row sets event_type, ns and timestamp");
             };
-            let key = (kind.clone(), ns.clone(), *ts, i);
-            let local = parsed.rows.len();
-            row.drain_into(local, &mut parsed.columns, &self.columns);
-            parsed.rows.push(Row { key, chunk, local });
+            let row_key = Row {
+                kind: parsed.kinds.id(kind.clone()),
+                ns: parsed.namespaces.id(ns.clone()),
+                ts: *ts,
+                input: i,
+                local: parsed.rows.len(),
+            };
+            row.drain_into(row_key.local, &mut parsed.columns, &self.columns);
+            parsed.rows.push(row_key);
         }
         for column in parsed.columns.iter_mut().flatten() {
             column.pad(parsed.rows.len());
@@ -501,20 +527,25 @@ impl Converter {
 /// All rows, sorted by key. A batch has few distinct event types and namespaces, so they are
 /// ranked once and the sort compares integers (comparing the strings cost ~10% of a conversion).
 fn sorted_rows(parsed: &[Parsed]) -> Vec<Sorted> {
-    let rows: Vec<&Row> = parsed.iter().flat_map(|p| &p.rows).collect();
-    let kinds = ranks(rows.iter().map(|r| &*r.key.0));
-    let namespaces = ranks(rows.iter().map(|r| &*r.key.1));
-    let mut keys: Vec<(u32, u32, i64, usize, usize)> = rows
+    let kinds = ranks(parsed.iter().map(|p| &p.kinds.texts[..]));
+    let namespaces = ranks(parsed.iter().map(|p| &p.namespaces.texts[..]));
+    let mut keys: Vec<(u32, u32, i64, usize, usize, usize)> = parsed
         .iter()
         .enumerate()
-        .map(|(at, r)| (kinds[at], namespaces[at], r.key.2, r.key.3, at))
+        .flat_map(|(chunk, p)| {
+            let (kinds, namespaces) = (&kinds[chunk], &namespaces[chunk]);
+            p.rows.iter().map(move |r| {
+                let (kind, ns) = (kinds[r.kind as usize], namespaces[r.ns as usize]);
+                (kind, ns, r.ts, r.input, chunk, r.local)
+            })
+        })
         .collect();
-    keys.sort_unstable(); // unique: the input index (r.key.3) is
+    keys.sort_unstable(); // unique: the input index is
     keys.into_iter()
         .map(|k| Sorted {
             input: k.3,
-            chunk: rows[k.4].chunk,
-            local: rows[k.4].local,
+            chunk: k.4,
+            local: k.5,
         })
         .collect()
 }
@@ -528,16 +559,16 @@ struct Sorted {
     local: usize,
 }
 
-/// Each text's rank among the distinct texts (in byte order, as `str` compares).
-fn ranks<'t>(texts: impl Iterator<Item = &'t str> + Clone) -> Vec<u32> {
-    let mut distinct: Vec<&str> = texts
-        .clone()
-        .collect::<FxHashSet<_>>()
-        .into_iter()
-        .collect();
-    distinct.sort_unstable();
-    let rank: FxHashMap<&str, u32> = distinct.into_iter().zip(0..).collect();
-    texts.map(|t| rank[t]).collect()
+/// Per chunk, the rank of each of its texts among all the chunks' distinct texts (in byte order,
+/// as `str` compares).
+fn ranks<'p>(chunks: impl Iterator<Item = &'p [Cow<'p, str>]> + Clone) -> Vec<Vec<u32>> {
+    let mut all: Vec<&str> = chunks.clone().flatten().map(|t| &**t).collect();
+    all.sort_unstable();
+    all.dedup();
+    let rank = |t: &Cow<str>| all.binary_search(&&**t).expect("every text is in all") as u32;
+    chunks
+        .map(|texts| texts.iter().map(rank).collect())
+        .collect()
 }
 
 /// One row being converted: a value slot per column, and which slots are set, so that moving
@@ -885,6 +916,19 @@ mod tests {
         ] {
             assert!(parse_frame(bad, &mut entries).is_none(), "{bad}");
         }
+    }
+
+    #[test]
+    fn texts_are_ranked_across_chunks() {
+        let chunks: [Vec<Cow<str>>; 2] = [
+            vec!["log".into(), "trace".into()],
+            vec!["trace".into(), "metric".into(), "Log".into()],
+        ];
+        let ranks = ranks(chunks.iter().map(|c| &c[..]));
+        assert_eq!(ranks, [vec![1, 3], vec![3, 2, 0]]); // "Log" < "log" < "metric" < "trace"
+        let mut interned = Interned::default();
+        let ids: Vec<u32> = ["b", "a", "b"].map(|t| interned.id(t.into())).into();
+        assert_eq!((ids, interned.texts.len()), (vec![0, 1, 0], 2));
     }
 
     #[test]
