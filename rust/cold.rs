@@ -572,7 +572,7 @@ fn ranks<'p>(chunks: impl Iterator<Item = &'p [Cow<'p, str>]> + Clone) -> Vec<Ve
 }
 
 /// One row being converted: a value slot per column, and which slots are set, so that moving
-/// the ~30 set cells out (or clearing them after a fallback) does not touch all 175 slots.
+/// the ~30 set values out (or clearing them after a fallback) does not touch all 175 slots.
 struct RowBuf<'a> {
     vals: Vec<Option<Val<'a>>>,
     touched: Vec<usize>,

@@ -217,7 +217,7 @@ impl PyRawRecords {
         self.0.payload_bytes()
     }
 
-    /// The position of record `i` (an IndexError out of range, negative indices too).
+    /// Record `i`'s position (IndexError out of range, OverflowError when negative).
     fn position(&self, i: usize) -> PyResult<u64> {
         self.check(i)?;
         Ok(self.0.position(i))
