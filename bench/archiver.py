@@ -1,12 +1,17 @@
 """Archiver benchmark: rows/s into the 175-column Iceberg table, and publish -> Iceberg freshness.
 
     .venv/bin/python bench/archiver.py throughput [--events 200000] [--batch-rows 10000,50000,100000]
+    .venv/bin/python bench/archiver.py read-convert [--events 500000] [--baseline DIR]
     .venv/bin/python bench/archiver.py freshness  [--rate 10000] [--duration 60] [--flush-interval 5]
 
 throughput: events are written to a real durable log (`_core.DurableLog`, durability none), then
 the archiver (the same `Archiver` class `unified-events archive` runs, reading with `LogReader`)
 drains them into a fresh SQLite catalog + local warehouse, once per batch size. Reported: rows/s
 end to end, and the split between decoding+Arrow conversion and the Iceberg append.
+
+read-convert: the same log, read and converted only (no commit), in reads of `--batch-rows`, each
+run in its own process: CPU seconds per 100k rows for reading and for converting, this checkout
+against `--baseline` (another checkout with its own built `_core`), alternating.
 
 freshness: `unified-events serve` (durability fsync, the supervised archiver) takes HTTP
 `POST /broadcast` batches of 100 at a steady rate; a poller refreshes the table every 0.25 s and
@@ -62,18 +67,10 @@ def sample_event(i: int, rng: random.Random) -> dict:
 
 
 def throughput(args: argparse.Namespace) -> dict:
-    rng = random.Random(1)
     work = Path(tempfile.mkdtemp(prefix="ue-archbench-"))
     try:
         log_dir = work / "log"
-        writer = _core.DurableLog(str(log_dir), durability="none")
-        now_ms = int(time.time() * 1000)
-        t0 = time.perf_counter()
-        for start in range(0, args.events, 10_000):
-            writer.append([encode(parse_body(sample_event(i, rng)), now_ms)
-                           for i in range(start, min(args.events, start + 10_000))])
-        writer.close()
-        print(f"wrote {args.events} events to the log in {time.perf_counter() - t0:.1f} s", flush=True)
+        write_log(log_dir, args.events)
         runs = []
         # Each (batch size, conversion) pair `--repeat` times, the conversions alternating, so a
         # before/after comparison shares the machine's load of the moment.
@@ -142,6 +139,74 @@ def baseline_run(args: argparse.Namespace, batch_rows: int) -> dict:
                          check=True, capture_output=True, text=True).stdout
     run = next(json.loads(line) for line in out.splitlines() if line.startswith('{"convert"'))
     return {**run, "convert": "baseline", "baseline": str(script.parents[1])}
+
+
+# Reads the whole log in reads of `batch_rows` and converts each read as the archiver does (GC off),
+# with the checkout at argv[1]'s own code: CPU seconds of reading and of converting. Run in a
+# subprocess so a baseline checkout imports its own package and `_core`.
+_READ_CONVERT = """
+import gc, json, sys, time
+sys.path.insert(0, sys.argv[1])
+from unified_events.cold import fast
+from unified_events.cold.source import DurableLogSource
+source, batch_rows = DurableLogSource(sys.argv[2]), int(sys.argv[3])
+raw = hasattr(fast, "convert_raw")  # this branch: reads stay in Rust (`RawRecords`)
+fast._converter()
+gc.disable()
+after = rows = 0
+read_cpu = convert_cpu = 0.0
+t0 = time.perf_counter()
+while True:
+    c0 = time.process_time()
+    got = source.read(after, batch_rows, 1 << 30)
+    c1 = time.process_time()
+    if not len(got):
+        break
+    converted = fast.convert_raw([got], source.decode) if raw else fast.convert_records(got, source.decode)
+    del converted
+    c2 = time.process_time()
+    after = got.position(len(got) - 1) if raw else got[-1][0]
+    rows += len(got)
+    del got  # freeing the records is part of reading them
+    read_cpu += time.process_time() - c2 + c1 - c0
+    convert_cpu += c2 - c1
+per = 100_000 / rows
+print(json.dumps({"rows": rows, "seconds": round(time.perf_counter() - t0, 3),
+                  "read_cpu_per_100k": round(read_cpu * per, 3), "convert_cpu_per_100k": round(convert_cpu * per, 3),
+                  "cpu_per_100k": round((read_cpu + convert_cpu) * per, 3)}))
+"""
+
+
+def read_convert(args: argparse.Namespace) -> dict:
+    """CPU per 100k rows of reading the log and converting (no commit), this checkout against
+    `--baseline` (if given), alternating, each run in its own process."""
+    work = Path(tempfile.mkdtemp(prefix="ue-readconv-"))
+    try:
+        write_log(work / "log", args.events)
+        checkouts = ([("baseline", Path(args.baseline).resolve())] if args.baseline else []) + [
+            ("this", Path(__file__).resolve().parents[1])]
+        runs = []
+        for _ in range(args.repeat):
+            for name, root in checkouts:
+                out = subprocess.run([sys.executable, "-c", _READ_CONVERT, str(root / "python"), str(work / "log"),
+                                      str(args.batch_rows)], check=True, capture_output=True, text=True).stdout
+                run = {"code": name, "root": str(root), "batch_rows": args.batch_rows, **json.loads(out)}
+                runs.append(run)
+                print(json.dumps(run), flush=True)
+        return {"runs": runs}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def write_log(log_dir: Path, events: int) -> None:
+    rng = random.Random(1)
+    writer = _core.DurableLog(str(log_dir), durability="none")
+    now_ms = int(time.time() * 1000)
+    t0 = time.perf_counter()
+    for start in range(0, events, 10_000):
+        writer.append([encode(parse_body(sample_event(i, rng)), now_ms) for i in range(start, min(events, start + 10_000))])
+    writer.close()
+    print(f"wrote {events} events to the log in {time.perf_counter() - t0:.1f} s", flush=True)
 
 
 def freshness(args: argparse.Namespace) -> dict:
@@ -242,13 +307,18 @@ def main() -> None:
     t.add_argument("--repeat", type=int, default=1)
     t.add_argument("--baseline", help="a checkout of the code to compare with (its own built _core): mode "
                    "`baseline` in --convert runs its `fast` mode in a subprocess, e.g. --convert baseline,fast")
+    r = sub.add_parser("read-convert", help="CPU of reading + converting only (no commit), against --baseline")
+    r.add_argument("--events", type=int, default=500_000)
+    r.add_argument("--batch-rows", type=int, default=100_000)
+    r.add_argument("--repeat", type=int, default=3)
+    r.add_argument("--baseline", help="a checkout of the code to compare with (its own built _core)")
     f = sub.add_parser("freshness")
     f.add_argument("--rate", type=int, default=10_000, help="events/s (HTTP batches of 100)")
     f.add_argument("--duration", type=float, default=60)
     f.add_argument("--flush-interval", type=float, default=5.0)
     args = parser.parse_args()
     load = os.getloadavg()
-    result = throughput(args) if args.what == "throughput" else freshness(args)
+    result = {"throughput": throughput, "read-convert": read_convert, "freshness": freshness}[args.what](args)
     core = Path(_core.__file__).read_bytes()
     build = "debug" if b"precondition_check" in core or b"ub_checks" in core else "release"  # as fanout.py
     result.update(what=args.what, rust_build=build, date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -237,12 +237,29 @@ class LogReader:
         """Records with position > after_position, in order, up to max_records and max_bytes of
         payload (at least one when available). If after_position was deleted by retention, the
         read starts at the oldest record left."""
+    def read_raw(self, after_position: int, max_records: int = 10_000,
+                 max_bytes: int = 64 << 20) -> RawRecords:
+        """`read`, the records kept in one Rust buffer (no Python object per record)."""
     def last_position(self) -> int:
         """The last durable position (0 for an empty or missing log)."""
     def first_position(self) -> int:
         """The oldest position still on disk (0 when there is no log)."""
     def first_position_since(self, since_ms: int) -> int | None:
         """First position of the oldest segment written at or after since_ms (epoch ms)."""
+
+class RawRecords:
+    """Records `LogReader.read_raw` read; `ColdConverter.convert_raw` converts them in place."""
+
+    def __len__(self) -> int: ...
+    @property
+    def nbytes(self) -> int:
+        """Payload bytes of all the records."""
+    def position(self, i: int) -> int:
+        """Record i's log position (IndexError out of range)."""
+    def payload(self, i: int) -> bytes:
+        """Record i's payload, as `read` returns it."""
+    def records(self) -> list[tuple[int, bytes]]:
+        """Every record as (position, payload), as `read` returns them."""
 
 class ArrowSnapshot:
     """Immutable rows (the hot tier's, or the archiver's converted rows), readable by pyarrow/DuckDB
@@ -290,3 +307,7 @@ class ColdConverter:
     def convert(self, payloads: list[bytes], now_us: int, threads: int | None = None) -> tuple[ArrowSnapshot, list[int]]:
         """(the rows converted, plus column `_input_order`; indices left to the Python converter).
         `threads`: how many to convert on (default: one per core); the result does not depend on it."""
+    def convert_raw(self, batches: list[RawRecords], now_us: int,
+                    threads: int | None = None) -> tuple[ArrowSnapshot, list[int]]:
+        """`convert` of the records of `batches`, in order, as one input (fallback indices count
+        from the first batch's first record)."""

@@ -76,6 +76,13 @@ impl Scanner {
 
     /// The next good record, or None at the end of the good records.
     pub fn next_record(&mut self) -> io::Result<Option<(u64, Vec<u8>)>> {
+        let mut payload = Vec::new();
+        Ok(self.next_record_into(&mut payload)?.map(|p| (p, payload)))
+    }
+
+    /// `next_record`, appending the payload to `buf` (one buffer for many records, no allocation
+    /// per record); returns its position. On None `buf` is as it was.
+    pub fn next_record_into(&mut self, buf: &mut Vec<u8>) -> io::Result<Option<u64>> {
         if self.next_position == 0 {
             return Ok(None);
         }
@@ -89,18 +96,21 @@ impl Scanner {
         if position != self.next_position || len as usize > MAX_PAYLOAD || position > self.limit {
             return self.stop();
         }
-        let mut payload = vec![0u8; len as usize];
-        if !read_full(&mut self.reader, &mut payload)? || checksum(len, position, &payload) != crc {
+        let start = buf.len();
+        buf.resize(start + len as usize, 0);
+        let payload = &mut buf[start..];
+        if !read_full(&mut self.reader, payload)? || checksum(len, position, payload) != crc {
+            buf.truncate(start);
             return self.stop();
         }
         self.offset += HEADER_LEN + len as u64;
         self.next_position += 1;
-        Ok(Some((position, payload)))
+        Ok(Some(position))
     }
 
     /// After a stop the reader's buffer is past `offset`: re-seek so a later call retries there
     /// (the writer may have completed the record meanwhile).
-    fn stop(&mut self) -> io::Result<Option<(u64, Vec<u8>)>> {
+    fn stop(&mut self) -> io::Result<Option<u64>> {
         self.reader.seek(SeekFrom::Start(self.offset))?;
         Ok(None)
     }

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::ingest::LegacyEvent;
+use crate::log::reader::RawBatch;
 use crate::log::{Durability, LogReader, LogWriter};
 
 #[pyclass(name = "DurableLog", module = "unified_events._core")]
@@ -162,11 +163,25 @@ impl PyLogReader {
         max_bytes: usize,
     ) -> PyResult<Vec<(u64, Bound<'py, PyBytes>)>> {
         let reader = &mut self.0;
-        let records = py.detach(|| reader.read(after_position, max_records, max_bytes))?;
-        Ok(records
-            .into_iter()
-            .map(|(p, b)| (p, PyBytes::new(py, &b)))
+        let raw = py.detach(|| reader.read_raw(after_position, max_records, max_bytes))?;
+        Ok((0..raw.len())
+            .map(|i| (raw.position(i), PyBytes::new(py, raw.payload(i))))
             .collect())
+    }
+
+    /// `read`, without a Python object per record: the payloads stay in one Rust buffer, which
+    /// `ColdConverter.convert_raw` converts directly.
+    #[pyo3(signature = (after_position, max_records = 10_000, max_bytes = 64 << 20))]
+    fn read_raw(
+        &mut self,
+        py: Python<'_>,
+        after_position: u64,
+        max_records: usize,
+        max_bytes: usize,
+    ) -> PyResult<PyRawRecords> {
+        let reader = &mut self.0;
+        let raw = py.detach(|| reader.read_raw(after_position, max_records, max_bytes))?;
+        Ok(PyRawRecords(raw))
     }
 
     /// The last durable position (0 for an empty or missing log).
@@ -182,6 +197,56 @@ impl PyLogReader {
     /// First position of the oldest segment written at or after `since_ms` (epoch ms), or None.
     fn first_position_since(&self, since_ms: i64) -> PyResult<Option<u64>> {
         Ok(self.0.first_position_since(since_ms)?)
+    }
+}
+
+/// Records `LogReader.read_raw` read, in a Rust buffer. Python asks only for what it needs: the
+/// count and size, positions, and the payload of a record the fast path leaves to Python.
+#[pyclass(name = "RawRecords", module = "unified_events._core", frozen)]
+pub struct PyRawRecords(pub RawBatch);
+
+#[pymethods]
+impl PyRawRecords {
+    fn __len__(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Payload bytes of all the records.
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.0.payload_bytes()
+    }
+
+    /// Record `i`'s position (IndexError out of range, OverflowError when negative).
+    fn position(&self, i: usize) -> PyResult<u64> {
+        self.check(i)?;
+        Ok(self.0.position(i))
+    }
+
+    /// The payload of record `i`.
+    fn payload<'py>(&self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyBytes>> {
+        self.check(i)?;
+        Ok(PyBytes::new(py, self.0.payload(i)))
+    }
+
+    /// Every record as `(position, payload)`, as `LogReader.read` returns them.
+    fn records<'py>(&self, py: Python<'py>) -> Vec<(u64, Bound<'py, PyBytes>)> {
+        (0..self.0.len())
+            .map(|i| (self.0.position(i), PyBytes::new(py, self.0.payload(i))))
+            .collect()
+    }
+}
+
+impl PyRawRecords {
+    fn check(&self, i: usize) -> PyResult<()> {
+        if i < self.0.len() {
+            Ok(())
+        } else {
+            Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                "record {i} of {}",
+                self.0.len()
+            )))
+        }
     }
 }
 

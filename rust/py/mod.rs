@@ -77,6 +77,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<log::PyDurableLog>()?;
     m.add_function(wrap_pyfunction!(log::encode_event_record, m)?)?;
     m.add_class::<log::PyLogReader>()?;
+    m.add_class::<log::PyRawRecords>()?;
     m.add_function(wrap_pyfunction!(ingest::accept_legacy_batch, m)?)?;
     m.add_class::<ingest::PyLegacyBatch>()?;
     m.add_class::<arrow::PyArrowSnapshot>()?;

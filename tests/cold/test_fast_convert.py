@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import random
 import string
+from itertools import cycle
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.cold.util import unified
-from unified_events.cold.convert import convert_batch
-from unified_events.cold.fast import _converter, convert_records
+from unified_events import _core
+from unified_events.cold.convert import Converted, convert_batch
+from unified_events.cold.fast import _converter, convert_raw, convert_records
 from unified_events.cold.schema import arrow_schema
 from unified_events.durable import encode, records
 from unified_events.events import Accepted, parse_body
@@ -84,9 +88,10 @@ def varied_batch(rng: random.Random) -> list[tuple[int, bytes]]:
     return batch
 
 
-def assert_same(batch: list[tuple[int, bytes]]) -> None:
+def assert_same(batch: list[tuple[int, bytes]], fast: Converted | None = None) -> None:
+    """`fast` (default: convert_records of the batch) is the table and dead letters of the reference."""
     table, dead = reference(batch)
-    fast = convert_records(batch, decode, NOW_US)
+    fast = convert_records(batch, decode, NOW_US) if fast is None else fast
     assert sorted(fast.dead) == dead
     if table is None:
         assert fast.table is None and fast.rows == 0
@@ -168,3 +173,38 @@ def test_parallel_conversion_builds_the_serial_table() -> None:
         assert pa.table(parallel).equals(serial_table), _first_difference(pa.table(parallel), serial_table)
     assert len(batch) > 3 * 4096 and len(serial_fallback) > 30
     assert_same(batch)  # and the default (one thread per core) gives the reference table
+
+
+def test_raw_reads_convert_to_the_reference_table(tmp_path: Path) -> None:
+    # The archiver's path: records stay in Rust (`LogReader.read_raw`), several reads make one
+    # batch, `convert_raw` converts them in place; the records Python converts (legacy events,
+    # values needing conversion) and the poison and undecodable ones are taken out by index.
+    payloads = [raw for _, raw in varied_batch(random.Random(5))]
+    log = _core.DurableLog(str(tmp_path / "log"), durability="none", segment_bytes=64 << 10)
+    last = log.append(payloads)
+    log.close()
+    records = list(zip(range(1, last + 1), payloads))
+    reader = _core.LogReader(str(tmp_path / "log"))
+    parts: list[_core.RawRecords] = []
+    limits = cycle([(50, 1 << 20), (7, 1 << 20), (100, 3000), (100, 1)])  # by records, by bytes, one
+    while True:
+        after = parts[-1].position(len(parts[-1]) - 1) if parts else 0
+        max_records, max_bytes = next(limits)
+        part = reader.read_raw(after, max_records, max_bytes)
+        expected = _core.LogReader(str(tmp_path / "log")).read(after, max_records, max_bytes)
+        assert part.records() == expected
+        assert len(part) == len(expected) and part.nbytes == sum(len(raw) for _, raw in expected)
+        if not part:
+            break
+        assert len(part) <= max_records and (len(part) == 1 or part.nbytes <= max_bytes)
+        assert [(part.position(i), part.payload(i)) for i in range(len(part))] == expected
+        with pytest.raises(IndexError):
+            part.payload(len(part))
+        parts.append(part)
+    assert len(parts) > 10 and [r for part in parts for r in part.records()] == records
+    assert_same(records, convert_raw(parts, decode, NOW_US))
+    # The fast path's own output: the same rows and fallback indices as from Python bytes.
+    raw_table, raw_fallback = _converter().convert_raw(parts, NOW_US, 1)
+    table, fallback = _converter().convert(payloads, NOW_US, 1)
+    assert raw_fallback == fallback and len(fallback) > 10
+    assert pa.table(raw_table).equals(pa.table(table))

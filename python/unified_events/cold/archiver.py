@@ -31,10 +31,10 @@ from pyiceberg.table import Table
 
 from ..config import Config
 from .convert import convert_batch
-from .fast import convert_records
+from .fast import convert_raw
 from .partitions import contiguous_partitions
 from .schema import POSITION_PROPERTY, arrow_schema, dead_letter_arrow_schema
-from .source import LogSource
+from .source import LogSource, Records
 from .status import archiver_dir, write_json_atomic
 from .writer import append_sorted
 
@@ -45,11 +45,11 @@ _MAX_BACKOFF_S = 30.0
 
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
-    """The cyclic GC off for the block. A batch allocates ~100k tuples when it is read (and, on
-    the Python conversion path, ~100k dicts and lists) that all live until it is converted: the
-    GC would traverse them again and again (measured: 3x the cost of parsing the frames on the
-    Python path; ~3% of the archiver's CPU for reading alone). Nothing here makes reference
-    cycles, so collection waits until the block is done."""
+    """The cyclic GC off for the block. A batch read from an NDJSON file allocates ~100k tuples
+    (and, on the Python conversion path, ~100k dicts and lists) that all live until it is
+    converted: the GC would traverse them again and again (measured: 3x the cost of parsing the
+    frames on the Python path). Nothing here makes reference cycles, so collection waits until
+    the block is done."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -111,7 +111,8 @@ class Archiver:
         self.dir = archiver_dir(config)
         self.stats = Stats()
         self.stop_requested = False
-        self._batch: list[tuple[int, bytes]] = []
+        self._batch: list[Records] = []  # the reads since the last flush, in log order
+        self._batch_rows = 0
         self._batch_bytes = 0
         self._batch_started = 0.0
         self._dead_position: int | None = None
@@ -182,28 +183,30 @@ class Archiver:
 
     def fill(self) -> int:
         """Read what the source has, up to the batch limits; returns the number of records read."""
-        room = self.cold.batch_rows - len(self._batch)
+        room = self.cold.batch_rows - self._batch_rows
         room_bytes = self.cold.batch_bytes - self._batch_bytes
         if room <= 0 or room_bytes <= 0:
             return 0
-        with _gc_paused():  # ~100k (position, payload) tuples: see flush
+        with _gc_paused():  # an NDJSON source makes ~100k (position, payload) tuples: see flush
             records = self.source.read(self.stats.read_position, room, room_bytes)
-        if records:
+        got = len(records)
+        if got:
             if not self._batch:
                 self._batch_started = time.time()
-                accepted_ms = self.source.accepted_at_ms(records[0][1])
+                accepted_ms = self.source.accepted_at_ms(records.payload(0))
                 self.stats.oldest_pending_at = time.time() if accepted_ms is None else accepted_ms / 1000
-            self._batch.extend(records)
-            self._batch_bytes += sum(len(raw) for _, raw in records)
-            self.stats.read_position = records[-1][0]
-            self.stats.pending_events = len(self._batch)
-        self.stats.caught_up = len(records) < room
-        return len(records)
+            self._batch.append(records)
+            self._batch_rows += got
+            self._batch_bytes += records.nbytes
+            self.stats.read_position = records.position(got - 1)
+            self.stats.pending_events = self._batch_rows
+        self.stats.caught_up = got < room
+        return got
 
     def _due(self) -> bool:
         if not self._batch:
             return False
-        if len(self._batch) >= self.cold.batch_rows or self._batch_bytes >= self.cold.batch_bytes:
+        if self._batch_rows >= self.cold.batch_rows or self._batch_bytes >= self.cold.batch_bytes:
             return True
         return time.time() - self._batch_started >= self.cold.flush_interval_s
 
@@ -218,7 +221,7 @@ class Archiver:
             work = self._convert()
         # The records are converted: the next batch may be read (fill) while this one commits.
         oldest = self.stats.oldest_pending_at
-        self._batch, self._batch_bytes = [], 0
+        self._batch, self._batch_rows, self._batch_bytes = [], 0, 0
         self.stats.pending_events = 0
         self.stats.oldest_pending_at = None
         self.wait_for_commit()  # the previous batch's: commits never run two at a time
@@ -242,14 +245,15 @@ class Archiver:
             pending.result()
 
     def _convert(self) -> _Work:
-        batch, end = self._batch, self._batch[-1][0]
+        last = self._batch[-1]
+        end = last.position(len(last) - 1)
         started = time.perf_counter()
         if self.fast_convert and getattr(self.source, "records_are_log_payloads", False):
-            converted = convert_records(batch, self.source.decode)
+            converted = convert_raw(self._batch, self.source.decode)
             dead = list(converted.dead)
         else:
             decoded, dead = [], []
-            for position, raw in batch:
+            for position, raw in (record for part in self._batch for record in part.records()):
                 try:
                     decoded.append((position, *self.source.decode(raw)))
                 except Exception as exc:  # noqa: BLE001 - an undecodable record is a poison record

@@ -12,7 +12,9 @@ the table is the one `convert_batch` would have built (tests/cold/test_fast_conv
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from functools import lru_cache
+from itertools import accumulate
 from typing import Callable, Sequence
 
 import pyarrow as pa
@@ -31,18 +33,37 @@ def _converter() -> _core.ColdConverter:
 
 
 Record = tuple[int, bytes]  # (log position, record payload)
+Decode = Callable[[bytes], tuple[Accepted, int | None]]
 
 
-def convert_records(batch: Sequence[Record], decode: Callable[[bytes], tuple[Accepted, int | None]],
-                    now_us: int | None = None) -> Converted:
+def convert_records(batch: Sequence[Record], decode: Decode, now_us: int | None = None) -> Converted:
     """Like decoding each record and calling `convert_batch`, but with a dead letter also for a
     record `decode` rejects (reason "cannot decode the log record: ...", as the archiver wrote)."""
     now_us = time.time_ns() // 1000 if now_us is None else now_us
     fast, fallback = _converter().convert([raw for _, raw in batch], now_us)
+    return _merge(fast, [batch[i] for i in fallback], fallback, decode, now_us)
+
+
+def convert_raw(parts: Sequence[_core.RawRecords], decode: Decode, now_us: int | None = None) -> Converted:
+    """`convert_records` of the records of `parts` (`LogReader.read_raw`, in order) without making
+    a Python object per record: only the records left to Python are taken out as bytes."""
+    now_us = time.time_ns() // 1000 if now_us is None else now_us
+    fast, fallback = _converter().convert_raw(list(parts), now_us)
+    starts = list(accumulate((len(p) for p in parts), initial=0))  # input index of each part's first record
+
+    def record(i: int) -> Record:
+        k = bisect_right(starts, i) - 1
+        return parts[k].position(i - starts[k]), parts[k].payload(i - starts[k])
+
+    return _merge(fast, [record(i) for i in fallback], fallback, decode, now_us)
+
+
+def _merge(fast: object, slow_records: list[Record], fallback: list[int], decode: Decode, now_us: int) -> Converted:
+    """The fast path's table with the reference conversion of the records it left merged in."""
     table = pa.table(fast)  # already sorted (rust/cold.rs)
     dead: list[tuple[int, str | None, str, bytes]] = []
     if fallback:
-        slow, dead = _convert_slow([batch[i] for i in fallback], fallback, decode, now_us)
+        slow, dead = _convert_slow(slow_records, fallback, decode, now_us)
         if slow is not None:
             table = pa.concat_tables([table, slow]).sort_by([*SORT_KEYS, (ORDER, "ascending")])
     rows = table.num_rows
@@ -51,7 +72,7 @@ def convert_records(batch: Sequence[Record], decode: Callable[[bytes], tuple[Acc
     return Converted(table.drop_columns([ORDER]), rows, dead)
 
 
-def _convert_slow(records: list[Record], order: list[int], decode: Callable[[bytes], tuple[Accepted, int | None]],
+def _convert_slow(records: list[Record], order: list[int], decode: Decode,
                   now_us: int) -> tuple[pa.Table | None, list[tuple[int, str | None, str, bytes]]]:
     """The reference conversion of the records the fast path left, with their input order."""
     cols = new_columns(len(records))

@@ -1,23 +1,65 @@
 """Where the archiver reads events from: the durable log, or an NDJSON file (tests, imports, bench).
 
-A source returns `(position, raw record)` pairs with positions strictly increasing, starting after
-the given position (`None` = from the beginning); `decode(raw)` turns a record into an `Accepted`
-and may raise (the archiver then dead-letters the record with the reason).
+A source returns records (`Records`: a position and raw bytes each) with positions strictly
+increasing, starting after the given position (`None` = from the beginning); `decode(raw)` turns a
+record into an `Accepted` and may raise (the archiver then dead-letters the record with the reason).
+The durable log's records (`_core.RawRecords`) stay in a Rust buffer: the archiver converts them
+there (cold/fast.py) and asks for the bytes of only the few records Python must convert.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import orjson
 
 from ..events import Accepted, parse_body
 
+if TYPE_CHECKING:
+    from .. import _core
+
+
+class Records(Protocol):
+    """What a read returns (`_core.RawRecords` has the same methods)."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of all the records (what a read's max_bytes limits)."""
+
+    def position(self, i: int) -> int: ...
+
+    def payload(self, i: int) -> bytes: ...
+
+    def records(self) -> list[tuple[int, bytes]]:
+        """Every record as (position, raw bytes)."""
+
+
+class RecordList:
+    """`Records` over a list of (position, raw bytes), for sources that make Python bytes anyway."""
+
+    def __init__(self, records: list[tuple[int, bytes]]) -> None:
+        self._records = records
+        self.nbytes = sum(len(raw) for _, raw in records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def position(self, i: int) -> int:
+        return self._records[i][0]
+
+    def payload(self, i: int) -> bytes:
+        return self._records[i][1]
+
+    def records(self) -> list[tuple[int, bytes]]:
+        return self._records
+
 
 class LogSource(Protocol):
-    def read(self, after: int | None, max_records: int, max_bytes: int) -> list[tuple[int, bytes]]: ...
+    def read(self, after: int | None, max_records: int, max_bytes: int) -> Records: ...
 
     def decode(self, raw: bytes) -> tuple[Accepted, int | None]:
         """The event and the wall clock (epoch ms) the server accepted it at, when known."""
@@ -43,7 +85,10 @@ class NdjsonSource:
     def describe(self) -> str:
         return f"ndjson file {self.path}"
 
-    def read(self, after: int | None, max_records: int, max_bytes: int) -> list[tuple[int, bytes]]:
+    def read(self, after: int | None, max_records: int, max_bytes: int) -> RecordList:
+        return RecordList(self._read(after, max_records, max_bytes))
+
+    def _read(self, after: int | None, max_records: int, max_bytes: int) -> list[tuple[int, bytes]]:
         after = after or 0
         position, offset = self._cursor if self._cursor[0] <= after else (0, 0)
         out: list[tuple[int, bytes]] = []
@@ -83,7 +128,8 @@ class NdjsonSource:
 class DurableLogSource:
     """The server's segmented log (`_core.LogReader`), read-only, and its record decoder."""
 
-    # Records are durable/records.py payloads: the archiver may convert them in Rust (cold/fast.py).
+    # Records are durable/records.py payloads in `_core.RawRecords`: the archiver converts them in
+    # Rust (cold/fast.py `convert_raw`).
     records_are_log_payloads = True
 
     def __init__(self, log_dir: str | os.PathLike[str]) -> None:
@@ -100,9 +146,9 @@ class DurableLogSource:
     def describe(self) -> str:
         return f"durable log {self.log_dir}"
 
-    def read(self, after: int | None, max_records: int, max_bytes: int) -> list[tuple[int, bytes]]:
-        # Already a list of (int, bytes) tuples (rust/py/log.rs): not rebuilt (~0.1 s per 100k records).
-        return self._reader.read(after or 0, max_records, max_bytes)
+    def read(self, after: int | None, max_records: int, max_bytes: int) -> _core.RawRecords:
+        # No Python object per record: the payloads stay in one Rust buffer up to the converter.
+        return self._reader.read_raw(after or 0, max_records, max_bytes)
 
     def decode(self, raw: bytes) -> tuple[Accepted, int | None]:
         accepted, accepted_at_ms = self._decode(raw)
