@@ -1,4 +1,4 @@
-"""The Rust fast path (cold/fast.py, rust/cold.rs) builds exactly the table the Python conversion builds."""
+"""The Rust fast path (cold/fast.py, rust/cold/mod.rs) builds exactly the table the Python conversion builds."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def test_rows_sorted_in_rust_when_nothing_falls_back() -> None:
 
 
 def test_parallel_conversion_builds_the_serial_table() -> None:
-    # Enough records for three threads (rust/cold.rs: at least 4096 each), with fallbacks, poison
+    # Enough records for three threads (rust/cold/mod.rs: at least 4096 each), with fallbacks, poison
     # and ties spread over every chunk: the rows' order and the fallback list must not change.
     rng = random.Random(11)
     batch = []

@@ -1,6 +1,6 @@
 """The archiver's fast path for durable-log records: most events are converted in Rust.
 
-`_core.ColdConverter` (rust/cold.rs) decodes log records straight into Arrow builders, for the
+`_core.ColdConverter` (rust/cold/mod.rs) decodes log records straight into Arrow builders, for the
 common case only (a UnifiedEvent whose values already have their column's JSON type). Every other
 record (legacy events, values needing a conversion, poison events, undecodable records) comes
 back as an index and goes through the reference path: `decode` then convert.py, row by row. Rust
@@ -24,7 +24,7 @@ from ..events import Accepted
 from .convert import SORT_KEYS, Converted, PoisonEvent, columns_to_table, convert_row, event_columns, new_columns
 from .schema import columns
 
-ORDER = "_input_order"  # rust/cold.rs ORDER_COLUMN
+ORDER = "_input_order"  # rust/cold/mod.rs ORDER_COLUMN
 
 
 @lru_cache(maxsize=1)
@@ -60,7 +60,7 @@ def convert_raw(parts: Sequence[_core.RawRecords], decode: Decode, now_us: int |
 
 def _merge(fast: object, slow_records: list[Record], fallback: list[int], decode: Decode, now_us: int) -> Converted:
     """The fast path's table with the reference conversion of the records it left merged in."""
-    table = pa.table(fast)  # already sorted (rust/cold.rs)
+    table = pa.table(fast)  # already sorted (rust/cold/mod.rs)
     dead: list[tuple[int, str | None, str, bytes]] = []
     if fallback:
         slow, dead = _convert_slow(slow_records, fallback, decode, now_us)

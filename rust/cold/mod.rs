@@ -12,8 +12,10 @@
 //! Python's `orjson.dumps(value)` because the server writes every frame with `orjson.dumps`
 //! (events.py) and orjson's output, parsed and dumped again, is unchanged.
 
+mod record;
+mod values;
+
 use std::borrow::Cow;
-use std::fmt;
 use std::sync::Arc;
 
 use arrow_array::builder::StringBuilder;
@@ -23,8 +25,9 @@ use arrow_array::{
 };
 use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use rustc_hash::FxHashMap;
-use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
+
+use record::{parse_frame, split_record, Entries};
+use values::{string, value};
 
 /// A column's type, as `unified-event-columns.tsv` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,9 +216,6 @@ pub struct Converter {
 }
 
 const US_PER_DAY: i64 = 86_400_000_000;
-const RECORD_VERSION: u8 = 1;
-const HEADER: usize = 1 + 8 + 8 + 9 * 4;
-const NONE: u32 = 0xFFFF_FFFF;
 
 impl Converter {
     pub fn new(columns: Vec<Column>) -> Result<Self, String> {
@@ -624,299 +624,9 @@ fn data_type(kind: Kind) -> DataType {
     }
 }
 
-/// (accepted_at_ms, frame bytes) of a version-1 record (layout: durable/records.py), or None when
-/// Python's decoder would reject it (then it dead-letters the record with its own message).
-fn split_record(payload: &[u8]) -> Option<(i64, &[u8])> {
-    if payload.len() < HEADER || payload[0] != RECORD_VERSION {
-        return None;
-    }
-    let accepted_at_ms = i64::from_le_bytes(payload[1..9].try_into().ok()?);
-    let mut offset = HEADER;
-    let mut frame = None;
-    for i in 0..9 {
-        let at = 17 + 4 * i;
-        let len = u32::from_le_bytes(payload[at..at + 4].try_into().ok()?);
-        if len == NONE {
-            continue;
-        }
-        let end = offset.checked_add(len as usize)?;
-        let field = payload.get(offset..end)?;
-        if i < 7 {
-            std::str::from_utf8(field).ok()?; // Python decodes the seven text fields
-        } else if i == 7 {
-            frame = Some(field);
-        }
-        offset = end;
-    }
-    Some((accepted_at_ms, frame?))
-}
-
-/// A frame payload's entries in order, values unparsed (pairs borrowed from the frame text).
-type Entries<'a> = Vec<(&'a str, &'a RawValue)>;
-
-/// Parse a frame: its `id` and `type`, and its payload's entries into `entries` (cleared first;
-/// one vector for all the rows of a chunk, as growing a new one per row cost ~3% of a
-/// conversion). None on a repeated `id`, `type` or `payload` key, a payload that is not an
-/// object, a key with escapes, or anything but one JSON object.
-fn parse_frame<'a>(text: &'a str, entries: &mut Entries<'a>) -> Option<Frame<'a>> {
-    entries.clear();
-    let mut de = serde_json::Deserializer::from_str(text);
-    let frame = FrameSeed(entries).deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    Some(frame)
-}
-
-/// The frame's `id` and `type`, and whether it had a payload (its entries parsed in the same
-/// pass: the payload is most of the frame).
-struct Frame<'a> {
-    id: Option<&'a RawValue>,
-    kind: Option<&'a RawValue>,
-    payload: bool,
-}
-
-struct FrameSeed<'s, 'a>(&'s mut Entries<'a>);
-
-impl<'de> DeserializeSeed<'de> for FrameSeed<'_, 'de> {
-    type Value = Frame<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Frame<'de>, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FrameSeed<'_, 'de> {
-    type Value = Frame<'de>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a frame object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Frame<'de>, A::Error> {
-        let mut frame = Frame {
-            id: None,
-            kind: None,
-            payload: false,
-        };
-        let repeated = || A::Error::custom("repeated key");
-        while let Some(key) = map.next_key::<&'de str>()? {
-            match key {
-                "id" if frame.id.is_none() => frame.id = Some(map.next_value()?),
-                "type" if frame.kind.is_none() => frame.kind = Some(map.next_value()?),
-                "payload" if !frame.payload => {
-                    map.next_value_seed(EntriesSeed(&mut *self.0))?;
-                    frame.payload = true;
-                }
-                "id" | "type" | "payload" => return Err(repeated()),
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(frame)
-    }
-}
-
-/// A JSON object's entries, appended to the vector.
-struct EntriesSeed<'s, 'a>(&'s mut Entries<'a>);
-
-impl<'de> DeserializeSeed<'de> for EntriesSeed<'_, 'de> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for EntriesSeed<'_, 'de> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(entry) = map.next_entry::<&'de str, &'de RawValue>()? {
-            self.0.push(entry);
-        }
-        Ok(())
-    }
-}
-
-/// The text of a JSON string value (None for any other JSON type).
-fn string(raw: &RawValue) -> Option<Cow<'_, str>> {
-    let text = raw.get();
-    if !text.starts_with('"') {
-        return None;
-    }
-    let inner = &text[1..text.len() - 1];
-    if !inner.contains('\\') {
-        return Some(Cow::Borrowed(inner)); // already validated by the parser
-    }
-    serde_json::from_str::<String>(text).ok().map(Cow::Owned)
-}
-
-/// A value of the column's own JSON type, converted as convert.py would; None for anything else.
-fn value(kind: Kind, raw: &RawValue) -> Option<Val<'_>> {
-    let text = raw.get();
-    let first = *text.as_bytes().first()?;
-    Some(match kind {
-        Kind::Str => Val::Str(string(raw)?),
-        Kind::Json => match first {
-            b'"' => Val::Str(string(raw)?),
-            b'{' | b'[' => Val::Str(Cow::Borrowed(text)), // see the module doc
-            _ => return None,
-        },
-        Kind::Long => Val::I64(integer(text)?),
-        Kind::Int => Val::I64(i32::try_from(integer(text)?).ok()? as i64),
-        Kind::Double => {
-            if first != b'-' && !first.is_ascii_digit() {
-                return None;
-            }
-            // Python: float(int) for an integer, the parsed float otherwise; both round to nearest.
-            let v = match integer(text) {
-                Some(i) => i as f64,
-                None => text.parse::<f64>().ok()?,
-            };
-            if !v.is_finite() {
-                return None;
-            }
-            Val::F64(v)
-        }
-        Kind::Bool => match text {
-            "true" => Val::Bool(true),
-            "false" => Val::Bool(false),
-            _ => return None,
-        },
-        Kind::Timestamp => Val::I64(server_timestamp_us(text)?),
-        Kind::Date => Val::I64(date_days(text)?),
-    })
-}
-
-/// A JSON integer (no fraction or exponent) that fits i64.
-fn integer(text: &str) -> Option<i64> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
-}
-
-/// `"YYYY-MM-DDTHH:MM:SS.mmmZ"` (the server's own format) -> epoch microseconds. Years 2-9998 only:
-/// the edges of convert.py's range check stay with Python.
-fn server_timestamp_us(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() != 26 || b[0] != b'"' || b[25] != b'"' {
-        return None;
-    }
-    let s = &b[1..25];
-    let (y, mo, d) = ymd(&s[..10])?;
-    if s[10] != b'T' || s[13] != b':' || s[16] != b':' || s[19] != b'.' || s[23] != b'Z' {
-        return None;
-    }
-    let (h, mi, sec, ms) = (
-        num(&s[11..13])?,
-        num(&s[14..16])?,
-        num(&s[17..19])?,
-        num(&s[20..23])?,
-    );
-    if h > 23 || mi > 59 || sec > 59 {
-        return None;
-    }
-    let seconds = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec;
-    Some(seconds * 1_000_000 + ms * 1000)
-}
-
-/// A JSON string starting `YYYY-MM-DD` -> days since the epoch (convert.py reads `value[:10]`).
-fn date_days(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() < 12 || b[0] != b'"' || text.contains('\\') {
-        return None;
-    }
-    let (y, mo, d) = ymd(&b[1..11])?;
-    Some(days_from_civil(y, mo, d))
-}
-
-fn ymd(s: &[u8]) -> Option<(i64, i64, i64)> {
-    if s.len() != 10 || s[4] != b'-' || s[7] != b'-' {
-        return None;
-    }
-    let (y, mo, d) = (num(&s[..4])?, num(&s[5..7])?, num(&s[8..10])?);
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let month_days = [
-        31,
-        if leap { 29 } else { 28 },
-        31,
-        30,
-        31,
-        30,
-        31,
-        31,
-        30,
-        31,
-        30,
-        31,
-    ];
-    if !(2..=9998).contains(&y)
-        || !(1..=12).contains(&mo)
-        || d < 1
-        || d > month_days[mo as usize - 1]
-    {
-        return None;
-    }
-    Some((y, mo, d))
-}
-
-fn num(digits: &[u8]) -> Option<i64> {
-    digits.iter().try_fold(0i64, |acc, &b| {
-        b.is_ascii_digit().then(|| acc * 10 + (b - b'0') as i64)
-    })
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_days_and_server_timestamps() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(
-            server_timestamp_us("\"1970-01-02T00:00:01.250Z\""),
-            Some(86_401_250_000)
-        );
-        assert_eq!(server_timestamp_us("\"2026-02-29T00:00:00.000Z\""), None); // not a leap year
-        assert_eq!(date_days("\"2024-02-29\""), Some(19_782));
-    }
-
-    #[test]
-    fn frames_parse_into_one_reused_entry_list() {
-        let mut entries = Entries::new();
-        let frame = parse_frame(
-            r#"{"id":"a","type":"t","payload":{"x":1,"y":[2]}}"#,
-            &mut entries,
-        );
-        let frame = frame.unwrap();
-        assert!(frame.payload && frame.id.unwrap().get() == "\"a\"");
-        let got: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (*k, v.get())).collect();
-        assert_eq!(got, [("x", "1"), ("y", "[2]")]);
-        // Cleared for the next frame; a frame without a payload says so.
-        assert!(!parse_frame(r#"{"id":"b"}"#, &mut entries).unwrap().payload);
-        assert!(entries.is_empty());
-        for bad in [
-            r#"{"payload":{}} x"#,            // trailing text
-            r#"{"payload":{},"payload":{}}"#, // a repeated key
-            r#"{"payload":[1]}"#,             // a payload that is not an object
-            r#"{"payload":{"\u0078":1}}"#,    // an escaped key (not borrowable)
-            r#"[1]"#,
-        ] {
-            assert!(parse_frame(bad, &mut entries).is_none(), "{bad}");
-        }
-    }
 
     #[test]
     fn texts_are_ranked_across_chunks() {
@@ -944,17 +654,5 @@ mod tests {
         numbers.pad(2); // never shortens
         assert_eq!(numbers.valid, [false, false, true]);
         assert_eq!(f64::from_bits(numbers.words[2]), -0.5);
-    }
-
-    #[test]
-    fn only_plain_json_types_take_the_fast_path() {
-        let raw = |s: &str| serde_json::from_str::<&RawValue>(s).unwrap().to_owned();
-        assert!(value(Kind::Str, &raw("12")).is_none());
-        assert!(value(Kind::Long, &raw("1.0")).is_none());
-        assert!(value(Kind::Int, &raw("2147483648")).is_none());
-        assert!(matches!(value(Kind::Double, &raw("3")), Some(Val::F64(v)) if v == 3.0));
-        assert!(
-            matches!(value(Kind::Json, &raw("{\"a\":1}")), Some(Val::Str(s)) if s == "{\"a\":1}")
-        );
     }
 }
