@@ -149,7 +149,10 @@ class EventStream:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        await self._log.close()
+        try:
+            await self._log.close()
+        except OSError as exc:  # its final fsync failed (the error says why): the rest must still stop
+            log.error("durable log: closing it failed: %s", exc)
         if self._live is not None:
             self._live.close()
         if self._sql is not None:

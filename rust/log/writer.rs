@@ -21,6 +21,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -511,12 +512,26 @@ fn snapshot(st: &mut State) -> (Vec<Arc<File>>, u64, bool) {
     (files, st.written, std::mem::take(&mut st.dir_dirty))
 }
 
+/// fsync the files (the active segment last, see `snapshot`) and, when it changed, the directory.
 fn sync_files(dir: &Path, files: &[Arc<File>], dir_dirty: bool) -> io::Result<()> {
+    let fsync_failed = |e: io::Error| io::Error::new(e.kind(), format!("fsync failed: {e}"));
     for f in files {
-        f.sync_data()?;
+        f.sync_data().map_err(fsync_failed)?;
     }
     if dir_dirty {
-        segment::sync_dir(dir)?;
+        segment::sync_dir(dir).map_err(fsync_failed)?;
+    }
+    // The active segment must still be in the log directory. If it was removed under us (say an
+    // `rm -rf` of the data dir while the server runs), every write and fsync still succeeds, into
+    // a file no restart will find: acknowledging would lose the events. One fstat per round.
+    // Only the active one: the log deletes rolled segments itself (`delete_segments`).
+    if let Some(active) = files.last() {
+        if active.metadata()?.nlink() == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the active log segment was deleted while in use (was the log directory removed?)",
+            ));
+        }
     }
     Ok(())
 }
@@ -574,7 +589,7 @@ fn committer(sh: &Shared) {
         let us = started.elapsed().as_micros() as u64;
         let mut st = sh.lock();
         if let Err(e) = result {
-            st.error = Some(format!("fsync failed: {e}"));
+            st.error = Some(e.to_string());
             sh.durable_cv.notify_all();
             drop(st);
             sh.notify();

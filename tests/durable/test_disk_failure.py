@@ -1,9 +1,11 @@
 """A failing disk under a real server: the durable log's writes start failing mid-run.
 
-Two failures a test can cause without root, deterministically:
+Failures a test can cause without root, deterministically:
 - a write past RLIMIT_FSIZE of the server process fails with EFBIG (SIGXFSZ ignored), as a full
   disk fails with ENOSPC: one event larger than the limit is cut at the limit (a torn record);
-- the log directory moved away, so the next segment roll cannot create its file (ENOENT).
+- the log directory moved away, so the next segment roll cannot create its file (ENOENT);
+- the log directory removed (`rm -rf`): writes and fsyncs still succeed, into files no restart
+  will find, so the log checks each commit round that its active segment is still linked.
 From then on no publish is acknowledged (HTTP 503 naming the cause, a WebSocket `error` frame),
 /health answers 503, /metrics says why, reads keep working, and a restart without the fault
 holds every acknowledged id exactly once (hot tier, lastEventId replay, the Iceberg table).
@@ -14,7 +16,10 @@ from __future__ import annotations
 import collections
 import errno
 import json
+import re
+import shutil
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,7 @@ BIG_PAD = 100 << 10
 UNAVAILABLE = "durable log unavailable: "
 TOO_LARGE = f"File too large (os error {errno.EFBIG})"
 MISSING = f"No such file or directory (os error {errno.ENOENT})"
+DELETED = "the active log segment was deleted while in use"
 MAX_FRAMES = 100  # bound on frames read while waiting for one answer
 PUBLISHERS, BATCH, MAX_BATCHES = 3, 10, 200  # 6000 small events: far more than FILE_LIMIT holds
 
@@ -217,3 +223,62 @@ def test_segment_roll_failure_stops_acks_and_loses_no_ack(make_server, tmp_path:
     counts = id_counts(srv)
     assert all(counts[i] == 1 for i in acked), counts
     assert counts[refused[0]] <= 1 and counts["r-after"] <= 1, counts
+
+
+@pytest.mark.parametrize("durability", ["fsync", "interval"])
+def test_a_removed_log_directory_stops_acks(make_server, tmp_path: Path, durability: str) -> None:
+    srv = make_server({"durability": durability, "durability_interval_ms": 20})
+    assert srv.json("POST", "/broadcast", [legacy("d-0")])[0] == 200
+    shutil.rmtree(tmp_path / "data" / "log")
+    # fsync: the commit round of the next publish sees it before acknowledging. interval: the
+    # publishes in the window before the next round are acknowledged (the interval's documented
+    # risk), then the round sees it.
+    refused, acked_after, deadline = None, 0, time.monotonic() + 10
+    while refused is None and time.monotonic() < deadline:
+        reply = srv.json("POST", "/broadcast", [legacy(f"d-{acked_after + 1}")])
+        if reply[0] == 200:
+            acked_after += 1
+            time.sleep(0.005)
+            continue
+        refused = assert_refused(reply, DELETED)
+    assert refused is not None, f"{acked_after} publishes acknowledged into the removed log"
+    if durability == "fsync":
+        assert acked_after == 0
+    assert srv.json("GET", "/health")[0] == 503
+    assert srv.stop() == 0, srv.log()
+    assert "Traceback" not in srv.log()
+
+
+def test_shutdown_completes_when_the_final_fsync_fails(make_server, tmp_path: Path) -> None:
+    # The log directory removed with nothing published since: the close at shutdown is the first
+    # to notice. The server still stops cleanly, its archiver too, and says why.
+    cold = {"enabled": True, "flush_interval_s": 0.2, "poll_interval_ms": 50, "maintenance_interval_s": 0}
+    srv = make_server({"durability": "fsync", "cold": cold})
+    assert srv.json("POST", "/broadcast", [legacy("s-0")])[0] == 200
+    archiver_pid = _archiver_pid(srv)
+    shutil.rmtree(tmp_path / "data" / "log")
+    assert srv.stop() == 0, srv.log()
+    log = srv.log()
+    assert f"durable log: closing it failed: {DELETED}" in log and "Traceback" not in log, log
+    assert not _running(archiver_pid), log
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited child not yet reaped)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+def _archiver_pid(srv: Any, timeout_s: float = 10) -> int:
+    """The supervised archiver's pid, from the server's log (it starts after the listeners)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = re.search(r"archiver: started \(pid (\d+)\)", srv.log())
+        if found:
+            return int(found.group(1))
+        time.sleep(0.05)
+    raise AssertionError(f"no archiver started within {timeout_s} s:\n{srv.log()}")
+

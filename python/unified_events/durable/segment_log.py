@@ -117,13 +117,15 @@ class SegmentLog:
             return
         self._closed = True
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._writer.close)  # fsyncs what is written (any policy)
-        if self._event_fd is not None and self._loop is not None:
-            self._writer.set_notify_fd(-1)  # the committer has stopped: nothing writes to it now
-            self._loop.remove_reader(self._event_fd)
-            os.close(self._event_fd)
-            self._event_fd = None
-        self._on_durable()
+        try:
+            await loop.run_in_executor(None, self._writer.close)  # fsyncs what is written (any policy)
+        finally:  # the committer has stopped either way
+            if self._event_fd is not None and self._loop is not None:
+                self._writer.set_notify_fd(-1)  # nothing writes to it now
+                self._loop.remove_reader(self._event_fd)
+                os.close(self._event_fd)
+                self._event_fd = None
+            self._on_durable()  # acknowledges what became durable, or fails the waiters
 
     # ------------------------------------------------------------------ group-commit acknowledgements
 
