@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.cold.util import (
-    append_events, cli_with_env, cold_settings, config_file, spawn_archiver_with_env, unified,
+    append_events, cli, cold_settings, config_file, spawn_archiver, unified,
 )
 from tests.conftest import free_port
 from unified_events.cold.catalog import ColdTierError, open_catalog, open_tables
@@ -144,8 +144,8 @@ def _rows(settings: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _archive(s3: S3Server, config: Path, source: Path) -> dict[str, Any]:
-    return json.loads(cli_with_env(s3.env(), config, "archive", "--source", f"ndjson:{source}", "--once",
-                                   "--json").stdout)
+    return json.loads(cli(config, "archive", "--source", f"ndjson:{source}", "--once", "--json",
+                          extra_env=s3.env()).stdout)
 
 
 def test_archive_into_s3_every_event_once_and_resume(tmp_path: Path, s3_env: S3Server) -> None:
@@ -191,9 +191,10 @@ def test_cold_query_reads_the_s3_table(tmp_path: Path, s3_env: S3Server) -> None
                   + [unified(i, duration_ms=1.0, timestamp="2024-01-16T00:00:00Z") for i in range(90, 99)])
     assert _archive(s3, config, source)["rows"] == 99
 
-    out = cli_with_env(s3.env(), config, "cold-query", "--json", "--explain",
-                       "SELECT ns, count(*) AS n, max(duration_ms) AS top FROM unified_events "
-                       "WHERE day = '2024-01-15' AND ns IN ('tenant-0', 'tenant-1') GROUP BY ns ORDER BY ns")
+    out = cli(config, "cold-query", "--json", "--explain",
+              "SELECT ns, count(*) AS n, max(duration_ms) AS top FROM unified_events "
+              "WHERE day = '2024-01-15' AND ns IN ('tenant-0', 'tenant-1') GROUP BY ns ORDER BY ns",
+              extra_env=s3.env())
     assert json.loads(out.stdout) == [{"ns": "tenant-0", "n": 30, "top": 87.0},
                                       {"ns": "tenant-1", "n": 30, "top": 88.0}]
     assert "scan: 2 files" in out.stderr  # partition pruning works on S3 too: 2 of the 6 files read
@@ -224,7 +225,7 @@ def test_maintenance_on_s3(tmp_path: Path, s3_env: S3Server) -> None:
         return {p.removeprefix(f"s3://{bucket}/") for p in paths}
 
     def run(*args: str) -> Any:
-        return json.loads(cli_with_env(s3.env(), config, *args, "--json").stdout)["result"]
+        return json.loads(cli(config, *args, "--json", extra_env=s3.env()).stdout)["result"]
 
     before = _rows(settings)
     written = data_objects()
@@ -267,7 +268,7 @@ def test_wrong_endpoint_or_credentials_name_the_setting(tmp_path: Path, s3: S3Se
     def archive(name: str, env: dict[str, str], warehouse_bucket: str = bucket) -> subprocess.CompletedProcess[str]:
         config = config_file(tmp_path, _settings(tmp_path / name, warehouse_bucket), f"{name}.toml")
         started = time.monotonic()
-        out = cli_with_env(env, config, "archive", "--source", f"ndjson:{source}", "--once", check=False)
+        out = cli(config, "archive", "--source", f"ndjson:{source}", "--once", check=False, extra_env=env)
         assert time.monotonic() - started < 30, "a bad S3 setting must fail, not hang"
         assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
         assert f"cold.warehouse='s3://{warehouse_bucket}/wh'" in out.stderr
@@ -294,9 +295,9 @@ def test_wrong_endpoint_or_credentials_name_the_setting(tmp_path: Path, s3: S3Se
     config = config_file(tmp_path, settings, "ok.toml")
     assert _archive(s3, config, source)["rows"] == 10
     bad = s3.env(AWS_SECRET_ACCESS_KEY="not-the-secret")
-    out = cli_with_env(bad, config, "cold-query", "SELECT count(*) FROM events", check=False)
+    out = cli(config, "cold-query", "SELECT count(*) FROM events", check=False, extra_env=bad)
     assert out.returncode == 2 and "refused the credentials" in out.stderr, out.stderr
-    out = cli_with_env(bad, config, "remove-orphan-files", check=False)
+    out = cli(config, "remove-orphan-files", check=False, extra_env=bad)
     assert out.returncode == 2 and "AWS_ACCESS_KEY_ID" in out.stderr, out.stderr
 
 
@@ -310,7 +311,7 @@ def test_access_refused_mid_run_is_reported_and_retried(tmp_path: Path, s3_env: 
     append_events(source, [unified(i) for i in range(100)])
     status_path = tmp_path / "data" / "archiver" / "status.json"
     iam = s3.client("iam")
-    archiver = spawn_archiver_with_env(s3.env(), config, source, tmp_path / "archiver.log")
+    archiver = spawn_archiver(config, source, tmp_path / "archiver.log", extra_env=s3.env())
 
     def wait_status(done: Any, timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

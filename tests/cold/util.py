@@ -33,18 +33,23 @@ def env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("UE_") and k != "ENVIRONMENT"}
 
 
-def cli(config: Path, *args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+def cli(config: Path, *args: str, timeout: float = 60, check: bool = True,
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`extra_env`: variables on top of `env()`, which passes on no UE_* variable (the S3 warehouse
+    tests need UE_S3_ENDPOINT and friends)."""
     proc = subprocess.run([sys.executable, "-m", "unified_events.cli", args[0], "--config", str(config), *args[1:]],
-                          capture_output=True, text=True, env=env(), timeout=timeout)
+                          capture_output=True, text=True, env={**env(), **(extra_env or {})}, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
-def spawn_archiver(config: Path, source: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def spawn_archiver(config: Path, source: Path, log_path: Path,
+                   extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     log = log_path.open("ab")
     return subprocess.Popen([sys.executable, "-m", "unified_events.cli", "archive", "--config", str(config),
-                             "--source", f"ndjson:{source}"], stdout=log, stderr=log, env=env())
+                             "--source", f"ndjson:{source}"], stdout=log, stderr=log,
+                            env={**env(), **(extra_env or {})})
 
 
 def append_events(path: Path, bodies: list[Any]) -> None:
@@ -66,20 +71,3 @@ def read_table(settings: dict[str, Any], name: str = TABLE_NAME) -> pa.Table:
 def read_dead(settings: dict[str, Any]) -> pa.Table:
     return read_table(settings, DEAD_LETTER_TABLE_NAME)
 
-
-def cli_with_env(extra_env: dict[str, str], config: Path, *args: str, timeout: float = 60,
-                 check: bool = True) -> subprocess.CompletedProcess[str]:
-    """`cli` with more environment variables: `env()` passes on no UE_* variable, and the S3 warehouse
-    tests need UE_S3_ENDPOINT and friends."""
-    proc = subprocess.run([sys.executable, "-m", "unified_events.cli", args[0], "--config", str(config), *args[1:]],
-                          capture_output=True, text=True, env={**env(), **extra_env}, timeout=timeout)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def spawn_archiver_with_env(extra_env: dict[str, str], config: Path, source: Path,
-                            log_path: Path) -> subprocess.Popen[bytes]:
-    log = log_path.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "unified_events.cli", "archive", "--config", str(config),
-                             "--source", f"ndjson:{source}"], stdout=log, stderr=log, env={**env(), **extra_env})
