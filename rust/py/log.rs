@@ -164,9 +164,7 @@ impl PyLogReader {
     ) -> PyResult<Vec<(u64, Bound<'py, PyBytes>)>> {
         let reader = &mut self.0;
         let raw = py.detach(|| reader.read_raw(after_position, max_records, max_bytes))?;
-        Ok((0..raw.len())
-            .map(|i| (raw.position(i), PyBytes::new(py, raw.payload(i))))
-            .collect())
+        Ok(py_records(py, &raw))
     }
 
     /// `read`, without a Python object per record: the payloads stay in one Rust buffer, which
@@ -231,10 +229,15 @@ impl PyRawRecords {
 
     /// Every record as `(position, payload)`, as `LogReader.read` returns them.
     fn records<'py>(&self, py: Python<'py>) -> Vec<(u64, Bound<'py, PyBytes>)> {
-        (0..self.0.len())
-            .map(|i| (self.0.position(i), PyBytes::new(py, self.0.payload(i))))
-            .collect()
+        py_records(py, &self.0)
     }
+}
+
+/// Every record of `raw` as `(position, payload)`: what `LogReader.read` returns.
+fn py_records<'py>(py: Python<'py>, raw: &RawBatch) -> Vec<(u64, Bound<'py, PyBytes>)> {
+    (0..raw.len())
+        .map(|i| (raw.position(i), PyBytes::new(py, raw.payload(i))))
+        .collect()
 }
 
 impl PyRawRecords {
