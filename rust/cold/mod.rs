@@ -83,14 +83,13 @@ enum Val<'a> {
     Bool(bool),
 }
 
-/// A converted row: its sort key (event_type and ns as their numbers in the chunk's `Interned`,
-/// timestamp, input index) and its index among the chunk's converted rows.
+/// A converted row's sort key: event_type and ns as their numbers in the chunk's `Interned`,
+/// timestamp, input index. Its index in `Parsed::rows` is its index in the chunk's columns.
 struct Row {
     kind: u32,
     ns: u32,
     ts: i64,
     input: usize,
-    local: usize,
 }
 
 /// The distinct texts of a chunk's event types (or namespaces), numbered in order of first
@@ -372,9 +371,8 @@ impl Converter {
                 ns: parsed.namespaces.id(ns.clone()),
                 ts: *ts,
                 input: i,
-                local: parsed.rows.len(),
             };
-            row.drain_into(row_key.local, &mut parsed.columns, &self.columns);
+            row.drain_into(parsed.rows.len(), &mut parsed.columns, &self.columns);
             parsed.rows.push(row_key);
         }
         for column in parsed.columns.iter_mut().flatten() {
@@ -534,9 +532,9 @@ fn sorted_rows(parsed: &[Parsed]) -> Vec<Sorted> {
         .enumerate()
         .flat_map(|(chunk, p)| {
             let (kinds, namespaces) = (&kinds[chunk], &namespaces[chunk]);
-            p.rows.iter().map(move |r| {
+            p.rows.iter().enumerate().map(move |(local, r)| {
                 let (kind, ns) = (kinds[r.kind as usize], namespaces[r.ns as usize]);
-                (kind, ns, r.ts, r.input, chunk, r.local)
+                (kind, ns, r.ts, r.input, chunk, local)
             })
         })
         .collect();
