@@ -112,8 +112,6 @@ class Archiver:
         self.stats = Stats()
         self.stop_requested = False
         self._batch: list[Records] = []  # the reads since the last flush, in log order
-        self._batch_rows = 0
-        self._batch_bytes = 0
         self._batch_started = 0.0
         self._dead_position: int | None = None
         self._last_status = 0.0
@@ -196,12 +194,18 @@ class Archiver:
                 accepted_ms = self.source.accepted_at_ms(records.payload(0))
                 self.stats.oldest_pending_at = time.time() if accepted_ms is None else accepted_ms / 1000
             self._batch.append(records)
-            self._batch_rows += got
-            self._batch_bytes += records.nbytes
             self.stats.read_position = records.position(got - 1)
             self.stats.pending_events = self._batch_rows
         self.stats.caught_up = got < room
         return got
+
+    @property
+    def _batch_rows(self) -> int:
+        return sum(len(part) for part in self._batch)
+
+    @property
+    def _batch_bytes(self) -> int:
+        return sum(part.nbytes for part in self._batch)
 
     def _due(self) -> bool:
         if not self._batch:
@@ -221,7 +225,7 @@ class Archiver:
             work = self._convert()
         # The records are converted: the next batch may be read (fill) while this one commits.
         oldest = self.stats.oldest_pending_at
-        self._batch, self._batch_rows, self._batch_bytes = [], 0, 0
+        self._batch = []
         self.stats.pending_events = 0
         self.stats.oldest_pending_at = None
         self.wait_for_commit()  # the previous batch's: commits never run two at a time
