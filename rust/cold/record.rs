@@ -6,23 +6,21 @@ use std::fmt;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-const RECORD_VERSION: u8 = 1;
-const HEADER: usize = 1 + 8 + 8 + 9 * 4;
-const NONE: u32 = 0xFFFF_FFFF;
+use crate::log::event_record::{ABSENT, HEADER_LEN, VERSION};
 
 /// (accepted_at_ms, frame bytes) of a version-1 record (layout: durable/records.py), or None when
 /// Python's decoder would reject it (then it dead-letters the record with its own message).
 pub(super) fn split_record(payload: &[u8]) -> Option<(i64, &[u8])> {
-    if payload.len() < HEADER || payload[0] != RECORD_VERSION {
+    if payload.len() < HEADER_LEN || payload[0] != VERSION {
         return None;
     }
     let accepted_at_ms = i64::from_le_bytes(payload[1..9].try_into().ok()?);
-    let mut offset = HEADER;
+    let mut offset = HEADER_LEN;
     let mut frame = None;
     for i in 0..9 {
         let at = 17 + 4 * i;
         let len = u32::from_le_bytes(payload[at..at + 4].try_into().ok()?);
-        if len == NONE {
+        if len == ABSENT {
             continue;
         }
         let end = offset.checked_add(len as usize)?;

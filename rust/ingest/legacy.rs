@@ -16,6 +16,7 @@ use super::ids::{write_iso_from_ms, IdGen, MAX_ISO_MS};
 use crate::hot::arrow::{Cell, COLUMN_COUNT};
 use crate::hot::json::{ordered_members_sized, CowStr};
 use crate::hot::{ArrowRow, EventMeta};
+use crate::log::event_record::{ABSENT, HEADER_LEN, VERSION};
 use crate::topic::check_topic;
 
 /// One accepted legacy event: `events.Accepted` with ns = topic and no trace/session/correlation.
@@ -343,11 +344,6 @@ pub fn accept_legacy_batch(
         .collect()
 }
 
-/// Fixed part of an event record payload (durable/records.py, version 1): u8 version,
-/// i64 accepted_at_ms, i64 timestamp_ms, 9 x u32 field lengths.
-const RECORD_HEADER: usize = 1 + 8 + 8 + 9 * 4;
-const NONE_LEN: u32 = u32::MAX;
-
 impl LegacyEvent {
     /// The values of the event's Arrow row (`hot::arrow`), one per column of `ROW`: what
     /// `ColumnStore::push` reads back from `record`, taken from the values the row was built
@@ -417,7 +413,7 @@ impl LegacyEvent {
 
     /// The length of the payload `encode_record` appends.
     pub fn record_len(&self) -> usize {
-        RECORD_HEADER
+        HEADER_LEN
             + self
                 .record_fields()
                 .iter()
@@ -430,11 +426,11 @@ impl LegacyEvent {
     /// `out` (`record_len`): a batch's records go into one buffer reserved once.
     pub fn encode_record(&self, accepted_at_ms: i64, out: &mut Vec<u8>) {
         let fields = self.record_fields();
-        out.push(1);
+        out.push(VERSION);
         out.extend_from_slice(&accepted_at_ms.to_le_bytes());
         out.extend_from_slice(&self.timestamp_ms.to_le_bytes());
         for field in &fields {
-            let len = field.map_or(NONE_LEN, |f| f.len() as u32);
+            let len = field.map_or(ABSENT, |f| f.len() as u32);
             out.extend_from_slice(&len.to_le_bytes());
         }
         for field in fields.iter().flatten() {

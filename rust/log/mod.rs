@@ -16,6 +16,7 @@
 //! The writer (`LogWriter`) cuts a torn tail on open, rolls segments at a size and makes records
 //! durable under a `Durability` policy with group commit. `LogReader` reads from any process.
 
+pub mod event_record;
 mod marker;
 pub mod reader;
 pub mod record;

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 
 use crate::ingest::LegacyEvent;
+use crate::log::event_record::{ABSENT, HEADER_LEN, VERSION};
 use crate::log::reader::RawBatch;
 use crate::log::{Durability, LogReader, LogWriter};
 
@@ -253,11 +254,6 @@ impl PyRawRecords {
     }
 }
 
-/// Fixed part of an event record payload (python/unified_events/durable/records.py, version 1):
-/// u8 version, i64 accepted_at_ms, i64 timestamp_ms, 9 x u32 field lengths.
-const EVENT_RECORD_HEADER: usize = 1 + 8 + 8 + 9 * 4;
-const NONE_LEN: u32 = u32::MAX;
-
 /// The record payload of an `Accepted` (records.encode): the hot path of every publish, so it
 /// reads the attributes directly and writes the bytes once.
 #[pyfunction]
@@ -292,14 +288,14 @@ pub fn encode_event_record<'py>(
         .map(|t| t.as_ref().map(|s| s.as_bytes()))
         .chain([Some(&frame[..]), Some(&record[..])])
         .collect();
-    let total = EVENT_RECORD_HEADER + parts.iter().flatten().map(|p| p.len()).sum::<usize>();
+    let total = HEADER_LEN + parts.iter().flatten().map(|p| p.len()).sum::<usize>();
     PyBytes::new_with(py, total, |buf| {
-        buf[0] = 1;
+        buf[0] = VERSION;
         buf[1..9].copy_from_slice(&accepted_at_ms.to_le_bytes());
         buf[9..17].copy_from_slice(&timestamp_ms.to_le_bytes());
-        let mut at = EVENT_RECORD_HEADER;
+        let mut at = HEADER_LEN;
         for (i, part) in parts.iter().enumerate() {
-            let len = part.map_or(NONE_LEN, |p| p.len() as u32);
+            let len = part.map_or(ABSENT, |p| p.len() as u32);
             buf[17 + 4 * i..21 + 4 * i].copy_from_slice(&len.to_le_bytes());
             if let Some(p) = part {
                 buf[at..at + p.len()].copy_from_slice(p);
