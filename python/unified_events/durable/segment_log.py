@@ -62,7 +62,7 @@ class SegmentLog:
         try:
             last = self._writer.append([encode_record(a, accepted_at) for a in events])
         except OSError as exc:
-            raise self._unavailable(exc) from exc
+            raise self._append_error(exc) from exc
         await self._acknowledge(last)
 
     async def append_legacy(self, batch: _core.LegacyBatch, fresh: list[bool] | None) -> None:
@@ -70,7 +70,7 @@ class SegmentLog:
         try:
             last = self._writer.append_legacy(batch, now_ms(), fresh)
         except OSError as exc:
-            raise self._unavailable(exc) from exc
+            raise self._append_error(exc) from exc
         await self._acknowledge(last)
 
     async def _acknowledge(self, last: int) -> None:
@@ -95,7 +95,7 @@ class SegmentLog:
         may have been lost by a failed write (the dedup cache remembers it either way)."""
         error = self._writer.error
         if error is not None:
-            raise self._failed(error)
+            raise self._unavailable_error(error)
         last = self._writer.last_position
         if self.durability == "fsync" and self._writer.durable_position < last:
             await self._wait(last)
@@ -146,7 +146,7 @@ class SegmentLog:
                 pass
         error = self._writer.error
         if error is not None:
-            self._fail(self._failed(error))
+            self._fail(self._unavailable_error(error))
             return
         durable = self._writer.durable_position
         waiters = self._waiters
@@ -161,14 +161,15 @@ class SegmentLog:
             if not future.done():
                 future.set_exception(exc)
 
-    def _unavailable(self, exc: OSError) -> OSError:
+    def _append_error(self, exc: OSError) -> OSError:
         """What an append that raised `exc` raises: `LogUnavailableError` with the first failure
         as its reason (a later append's own text only says the writer failed earlier), or `exc`
         itself when the log has not failed (a record over 256 MiB; closed at shutdown)."""
         error = self._writer.error
-        return exc if error is None else self._failed(error)
+        return exc if error is None else self._unavailable_error(error)
 
-    def _failed(self, error: str) -> LogUnavailableError:
+    def _unavailable_error(self, error: str) -> LogUnavailableError:
+        """The error for a failed log (`error`: the writer's first failure), logged the first time."""
         if not self._failure_logged:  # once, not once per refused publish
             self._failure_logged = True
             log.error("durable log failed, publishing stops until restart: %s", error)
