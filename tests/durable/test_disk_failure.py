@@ -252,8 +252,7 @@ def test_a_removed_log_directory_stops_acks(make_server, tmp_path: Path, durabil
 def test_shutdown_completes_when_the_final_fsync_fails(make_server, tmp_path: Path) -> None:
     # The log directory removed with nothing published since: the close at shutdown is the first
     # to notice. The server still stops cleanly, its archiver too, and says why.
-    cold = {"enabled": True, "flush_interval_s": 0.2, "poll_interval_ms": 50, "maintenance_interval_s": 0}
-    srv = make_server({"durability": "fsync", "cold": cold})
+    srv = make_server({"durability": "fsync", **cold_settings(tmp_path)})
     assert srv.json("POST", "/broadcast", [legacy("s-0")])[0] == 200
     archiver_pid = _archiver_pid(srv)
     shutil.rmtree(tmp_path / "data" / "log")
